@@ -1,0 +1,454 @@
+# cython: language_level=3
+"""The Gibbs sampling engine: everything in fastrbm that samples runs here.
+
+Layout: matrices are C-ordered (row-major). The weight matrix W has shape
+(n_hidden, n_visible), as scikit-learn's ``components_``. BLAS is column-major, so a
+row-major product C = op(A) @ op(B) is computed as the column-major C^T = op(B)^T op(A)^T
+(``_gemm`` below).
+
+Threads. One pool does everything: OpenMP splits each layer into fixed blocks of output
+columns (and the weight update into blocks of hidden units); each block is one
+single-threaded BLAS call (scipy's, through ``scipy.linalg.cython_blas``) followed, while
+the block is still in cache, by the fused sigmoid + uniform + compare of ``_simd.h``.
+Two measured reasons for this design:
+
+* OpenBLAS's own threads and an OpenMP pool on the same cores oversubscribe: a CD epoch
+  with both took 25-60x longer than with one.
+* OpenBLAS's result for an element depends on how the GEMM is partitioned (thread count,
+  split points), so a multi-threaded BLAS call is not reproducible across thread counts.
+  The block sizes here depend only on the shapes, so every element is computed by the same
+  BLAS call whatever the number of threads, and random draws depend only on
+  (seed, counter, row, column): a model is bit-identical for any thread count.
+
+Callers must therefore limit BLAS to one thread (``threadpoolctl.threadpool_limits(1,
+"blas")``) around these functions; ``n_threads`` sets the OpenMP threads.
+
+Every function takes arrays and scalars and writes into caller-allocated arrays (or
+updates the given parameter arrays in place); none knows about estimators. Each sampling
+of a layer consumes one value of ``counter``; functions return the next unused counter,
+so a caller that keeps it can resume a stream exactly.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.stdint cimport uint32_t, uint64_t
+from libc.string cimport memcpy, memset
+from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+import numpy as np
+
+
+cdef extern from "_simd.h" nogil:
+    uint64_t frb_row_key(uint64_t seed, uint64_t counter, uint64_t row)
+    void frb_sigmoid_f32(const float *acc, const float *bias, float *prob, Py_ssize_t n)
+    void frb_sigmoid_f64(const double *acc, const double *bias, double *prob, Py_ssize_t n)
+    void frb_sigmoid_sample_f32(const float *acc, const float *bias, float *prob,
+                                float *sample, Py_ssize_t n, uint64_t key, uint32_t j0)
+    void frb_sigmoid_sample_f64(const double *acc, const double *bias, double *prob,
+                                double *sample, Py_ssize_t n, uint64_t key, uint32_t j0)
+    void frb_uniform_f32(float *out, Py_ssize_t n, uint64_t key)
+    void frb_uniform_f64(double *out, Py_ssize_t n, uint64_t key)
+
+
+# ---------------------------------------------------------------------------------------
+# Building blocks (nogil, pointer level)
+# ---------------------------------------------------------------------------------------
+
+cdef inline void _gemm(char transa, char transb, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                       floating alpha, const floating *A, Py_ssize_t lda,
+                       const floating *B, Py_ssize_t ldb, floating beta, floating *C,
+                       Py_ssize_t ldc) noexcept nogil:
+    """Row-major C = alpha * op(A) @ op(B) + beta * C, op(X) = X or X^T ('N' / 'T')."""
+    cdef int m_ = m, n_ = n, k_ = k, lda_ = lda, ldb_ = ldb, ldc_ = ldc
+    if floating is float:
+        sgemm(&transb, &transa, &n_, &m_, &k_, &alpha, <float *> B, &ldb_, <float *> A,
+              &lda_, &beta, C, &ldc_)
+    else:
+        dgemm(&transb, &transa, &n_, &m_, &k_, &alpha, <double *> B, &ldb_, <double *> A,
+              &lda_, &beta, C, &ldc_)
+
+
+cdef inline Py_ssize_t _block_size(Py_ssize_t dim) noexcept nogil:
+    """Column-block width for a layer of ``dim`` units: about dim / 8, rounded up to a
+    multiple of 16, at least 32. It depends on the shape only, never on the thread count."""
+    cdef Py_ssize_t size = ((dim + 7) // 8 + 15) // 16 * 16
+    return size if size > 32 else 32
+
+
+cdef void _activate(floating *P, Py_ssize_t ld, const floating *bias, floating *S,
+                    Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t j0, uint64_t seed,
+                    uint64_t counter) noexcept nogil:
+    """On the block of columns [j0, j0 + cols) of ``rows`` rows with leading dimension
+    ``ld`` (P, bias and S point at column j0): P = sigmoid(P + bias) and, unless S is
+    NULL, S = Bernoulli(P) drawn at (seed, counter, row, column)."""
+    cdef Py_ssize_t r
+    for r in range(rows):
+        if S == NULL:
+            if floating is float:
+                frb_sigmoid_f32(P + r * ld, bias, P + r * ld, cols)
+            else:
+                frb_sigmoid_f64(P + r * ld, bias, P + r * ld, cols)
+        else:
+            if floating is float:
+                frb_sigmoid_sample_f32(P + r * ld, bias, P + r * ld, S + r * ld, cols,
+                                       frb_row_key(seed, counter, r), <uint32_t> j0)
+            else:
+                frb_sigmoid_sample_f64(P + r * ld, bias, P + r * ld, S + r * ld, cols,
+                                       frb_row_key(seed, counter, r), <uint32_t> j0)
+
+
+cdef void _up(const floating *V, Py_ssize_t n, Py_ssize_t nv, const floating *W,
+              Py_ssize_t nh, const floating *c, floating *P, floating *S, uint64_t seed,
+              uint64_t counter, int n_threads) noexcept nogil:
+    """Hidden layer given visible rows V (n, nv): P = sigmoid(V W^T + c), S ~ P if S."""
+    cdef Py_ssize_t size = _block_size(nh), blk, j0, j1
+    for blk in prange((nh + size - 1) // size, num_threads=n_threads, schedule="static"):
+        j0 = blk * size
+        j1 = min(nh, j0 + size)
+        _gemm(c'N', c'T', n, j1 - j0, nv, 1, V, nv, W + j0 * nv, nv, 0, P + j0, nh)
+        _activate(P + j0, nh, c + j0, S + j0 if S != NULL else NULL, n, j1 - j0, j0,
+                  seed, counter)
+
+
+cdef void _down(const floating *H, Py_ssize_t n, Py_ssize_t nh, const floating *W,
+                Py_ssize_t nv, const floating *b, floating *P, floating *S, uint64_t seed,
+                uint64_t counter, int n_threads) noexcept nogil:
+    """Visible layer given hidden rows H (n, nh): P = sigmoid(H W + b), S ~ P if S."""
+    cdef Py_ssize_t size = _block_size(nv), blk, j0, j1
+    for blk in prange((nv + size - 1) // size, num_threads=n_threads, schedule="static"):
+        j0 = blk * size
+        j1 = min(nv, j0 + size)
+        _gemm(c'N', c'N', n, j1 - j0, nh, 1, H, nh, W + j0, nv, 0, P + j0, nv)
+        _activate(P + j0, nv, b + j0, S + j0 if S != NULL else NULL, n, j1 - j0, j0,
+                  seed, counter)
+
+
+cdef void _add_colsum(const floating *A, Py_ssize_t rows, Py_ssize_t ld, Py_ssize_t cols,
+                      floating alpha, floating *out) noexcept nogil:
+    """out[:cols] += alpha * A[:rows, :cols].sum(axis=0), rows summed in a fixed order."""
+    cdef Py_ssize_t r, j
+    cdef const floating *row
+    for r in range(rows):
+        row = A + r * ld
+        for j in range(cols):
+            out[j] += alpha * row[j]
+
+
+cdef void _csr_rows_to_dense(const floating *data, const int *indices, const int *indptr,
+                             Py_ssize_t start, Py_ssize_t stop, Py_ssize_t cols,
+                             floating *out) noexcept nogil:
+    """Scatter CSR rows [start, stop) into the dense C-ordered buffer out."""
+    cdef Py_ssize_t r, p
+    memset(out, 0, (stop - start) * cols * sizeof(floating))
+    for r in range(start, stop):
+        for p in range(indptr[r], indptr[r + 1]):
+            out[(r - start) * cols + indices[p]] = data[p]
+
+
+# ---------------------------------------------------------------------------------------
+# Single-layer kernels and chains, for transform / gibbs / generation and for the tests
+# ---------------------------------------------------------------------------------------
+
+def sigmoid_rows(floating[:, ::1] acc, const floating[::1] bias, int n_threads=1):
+    """In place: acc[r, :] = sigmoid(acc[r, :] + bias)."""
+    cdef Py_ssize_t r, cols = acc.shape[1]
+    if cols != bias.shape[0]:
+        raise ValueError("bias length does not match the number of columns")
+    if acc.shape[0] == 0 or cols == 0:
+        return
+    cdef floating *base = &acc[0, 0]
+    with nogil:
+        for r in prange(acc.shape[0], num_threads=n_threads, schedule="static"):
+            _activate(base + r * cols, cols, &bias[0], <floating *> NULL, 1, cols, 0, 0, 0)
+
+
+def sigmoid_sample_rows(floating[:, ::1] acc, const floating[::1] bias,
+                        floating[:, ::1] sample, uint64_t seed, uint64_t counter,
+                        int n_threads=1):
+    """In place: acc -> sigmoid(acc + bias); sample[r, j] = uniform(seed, counter, r, j) <
+    acc[r, j]. Returns counter + 1."""
+    cdef Py_ssize_t r, cols = acc.shape[1]
+    if cols != bias.shape[0] or sample.shape[0] != acc.shape[0] or sample.shape[1] != cols:
+        raise ValueError("shape mismatch")
+    if acc.shape[0] == 0 or cols == 0:
+        return counter + 1
+    cdef floating *P = &acc[0, 0]
+    cdef floating *S = &sample[0, 0]
+    cdef uint64_t key
+    with nogil:
+        for r in prange(acc.shape[0], num_threads=n_threads, schedule="static"):
+            key = frb_row_key(seed, counter, r)
+            if floating is float:
+                frb_sigmoid_sample_f32(P + r * cols, &bias[0], P + r * cols, S + r * cols,
+                                       cols, key, 0)
+            else:
+                frb_sigmoid_sample_f64(P + r * cols, &bias[0], P + r * cols, S + r * cols,
+                                       cols, key, 0)
+    return counter + 1
+
+
+def uniform_rows(floating[:, ::1] out, uint64_t seed, uint64_t counter, int n_threads=1):
+    """Fill out[r, j] with the uniform the engine would draw at (seed, counter, r, j).
+
+    Exposed so that tests can feed the NumPy oracle exactly the engine's uniforms."""
+    cdef Py_ssize_t r, cols = out.shape[1]
+    if out.shape[0] == 0 or cols == 0:
+        return counter + 1
+    cdef floating *base = &out[0, 0]
+    with nogil:
+        for r in prange(out.shape[0], num_threads=n_threads, schedule="static"):
+            if floating is float:
+                frb_uniform_f32(base + r * cols, cols, frb_row_key(seed, counter, r))
+            else:
+                frb_uniform_f64(base + r * cols, cols, frb_row_key(seed, counter, r))
+    return counter + 1
+
+
+def gibbs_chain(floating[:, ::1] v, floating[:, ::1] h, const floating[:, ::1] W,
+                const floating[::1] b, const floating[::1] c, int n_steps,
+                uint64_t seed, uint64_t counter, int n_threads=1,
+                floating[:, ::1] v_prob=None):
+    """Run ``n_steps`` full Gibbs steps v -> h -> v in place on the chains in ``v``.
+
+    ``v`` (n_chains, n_visible) holds the start state and receives the final visible
+    samples; ``h`` (n_chains, n_hidden) receives the last hidden samples. When given,
+    ``v_prob`` receives the visible probabilities of the last step. Returns the next
+    counter (two per step)."""
+    cdef Py_ssize_t n = v.shape[0], nv = v.shape[1], nh = h.shape[1]
+    cdef int step
+    if W.shape[0] != nh or W.shape[1] != nv or h.shape[0] != n or b.shape[0] != nv \
+            or c.shape[0] != nh:
+        raise ValueError("shape mismatch")
+    if v_prob is not None and (v_prob.shape[0] != n or v_prob.shape[1] != nv):
+        raise ValueError("v_prob has the wrong shape")
+    if n == 0 or nv == 0 or nh == 0 or n_steps <= 0:
+        return counter
+    dtype = np.float32 if floating is float else np.float64
+    cdef floating[:, ::1] hp = np.empty((n, nh), dtype)
+    cdef floating[:, ::1] vp = v_prob if v_prob is not None else np.empty((n, nv), dtype)
+    with nogil:
+        for step in range(n_steps):
+            _up(&v[0, 0], n, nv, &W[0, 0], nh, &c[0], &hp[0, 0], &h[0, 0], seed, counter,
+                n_threads)
+            _down(&h[0, 0], n, nh, &W[0, 0], nv, &b[0], &vp[0, 0], &v[0, 0], seed,
+                  counter + 1, n_threads)
+            counter += 2
+    return counter
+
+
+# ---------------------------------------------------------------------------------------
+# One epoch of contrastive divergence
+# ---------------------------------------------------------------------------------------
+
+cdef void _update_hidden_block(
+        Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t nv, Py_ssize_t nh,
+        floating *W, floating *c, floating *W_vel, floating *c_vel, floating *G,
+        floating *q_hidden, const floating *vmean,
+        const floating *V0, const floating *Hpos, Py_ssize_t n,
+        const floating *Vneg, const floating *Hneg, Py_ssize_t n_neg,
+        bint plain, floating lr, floating mom, floating wd, floating sp_target,
+        floating sp_cost, floating decay) noexcept nogil:
+    """Update the weights W[i0:i1] and biases c[i0:i1] of hidden units i0..i1-1."""
+    cdef floating alpha_pos = 1.0 / n, alpha_neg = -1.0 / n_neg, push, g
+    cdef Py_ssize_t i, j, m = i1 - i0
+    cdef floating *Wrow
+    cdef floating *Vrow
+    cdef floating *Grow
+    if plain:  # accumulate lr * gradient straight into W and c
+        _gemm(c'T', c'N', m, nv, n, lr * alpha_pos, Hpos + i0, nh, V0, nv, 1, W + i0 * nv, nv)
+        _gemm(c'T', c'N', m, nv, n_neg, lr * alpha_neg, Hneg + i0, nh, Vneg, nv, 1,
+              W + i0 * nv, nv)
+        _add_colsum(Hpos + i0, n, nh, m, lr * alpha_pos, c + i0)
+        _add_colsum(Hneg + i0, n_neg, nh, m, lr * alpha_neg, c + i0)
+        return
+    _gemm(c'T', c'N', m, nv, n, alpha_pos, Hpos + i0, nh, V0, nv, 0, G + i0 * nv, nv)
+    _gemm(c'T', c'N', m, nv, n_neg, alpha_neg, Hneg + i0, nh, Vneg, nv, 1, G + i0 * nv, nv)
+    # Sparsity (Hinton 2010, sec. 11): push the running mean activation q of each hidden
+    # unit toward the target through its bias and its incoming weights.
+    for i in range(i0, i1):
+        q_hidden[i] = decay * q_hidden[i]
+    _add_colsum(Hpos + i0, n, nh, m, (1 - decay) * alpha_pos, q_hidden + i0)
+    for i in range(i0, i1):
+        push = sp_cost * (sp_target - q_hidden[i])
+        Wrow = W + i * nv
+        Vrow = W_vel + i * nv
+        Grow = G + i * nv
+        for j in range(nv):
+            Vrow[j] = mom * Vrow[j] + lr * (Grow[j] - wd * Wrow[j] + push * vmean[j])
+            Wrow[j] = Wrow[j] + Vrow[j]
+    # Hidden biases: the same gradient without the weights' terms.
+    for i in range(i0, i1):
+        g = 0
+        for j in range(n):
+            g = g + Hpos[j * nh + i]
+        g = g * alpha_pos
+        for j in range(n_neg):
+            g = g + alpha_neg * Hneg[j * nh + i]
+        c_vel[i] = mom * c_vel[i] + lr * (g + sp_cost * (sp_target - q_hidden[i]))
+        c[i] = c[i] + c_vel[i]
+
+
+cdef void _update_visible_bias(
+        Py_ssize_t nv, floating *b, floating *b_vel, floating *gb,
+        const floating *V0, Py_ssize_t n, const floating *Vneg, Py_ssize_t n_neg,
+        bint plain, floating lr, floating mom) noexcept nogil:
+    cdef Py_ssize_t j
+    memset(gb, 0, nv * sizeof(floating))
+    _add_colsum(V0, n, nv, nv, <floating> (1.0 / n), gb)
+    _add_colsum(Vneg, n_neg, nv, nv, <floating> (-1.0 / n_neg), gb)
+    for j in range(nv):
+        if plain:
+            b[j] += lr * gb[j]
+        else:
+            b_vel[j] = mom * b_vel[j] + lr * gb[j]
+            b[j] += b_vel[j]
+
+
+def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
+             const int[::1] X_indices, const int[::1] X_indptr, bint sparse,
+             floating[:, ::1] W, floating[::1] b, floating[::1] c,
+             floating[:, ::1] chain, floating[:, ::1] W_vel, floating[::1] b_vel,
+             floating[::1] c_vel, floating[::1] q_hidden,
+             Py_ssize_t batch_size, int k, bint persistent, double learning_rate,
+             double momentum, double weight_decay, double sparsity_target,
+             double sparsity_cost, uint64_t seed, uint64_t counter, int n_threads=1):
+    """One pass of CD-k (``persistent=False``) or PCD-k over the rows of the data.
+
+    Mini-batches are consecutive rows (as scikit-learn's BernoulliRBM): ``batch_size``
+    rows each, the last one shorter. Data rows come from the dense ``X`` or, when
+    ``sparse``, from the CSR arrays (``X`` is then ignored and may be empty).
+
+    The update follows Hinton's practical guide (2010): positive statistics from the
+    hidden probabilities given the data, negative statistics from the sampled visible
+    units and hidden probabilities at the end of the chain, each averaged over its own
+    rows; ``W_vel = momentum * W_vel + lr * (grad - weight_decay * W + sparsity term)``,
+    then ``W += W_vel`` (the same for the biases, without weight decay). With no momentum,
+    weight decay or sparsity the gradient GEMMs accumulate straight into W, and the
+    velocity and ``q_hidden`` buffers may be empty.
+
+    Negative chain: with ``persistent`` the hidden states in ``chain`` (n_chains, n_hidden)
+    are advanced k steps and kept (Tieleman 2008); otherwise each batch starts a fresh
+    chain at the hidden sample of its data. The sparsity term uses ``q_hidden``, a running
+    mean (decay 0.9) of the hidden probabilities, updated in place.
+
+    Returns the next unused counter.
+    """
+    cdef Py_ssize_t n_samples = X_indptr.shape[0] - 1 if sparse else X.shape[0]
+    cdef Py_ssize_t nv = W.shape[1], nh = W.shape[0]
+    cdef Py_ssize_t n_chains = chain.shape[0]
+    cdef bint plain = momentum == 0 and weight_decay == 0 and sparsity_cost == 0
+    cdef Py_ssize_t start, n, n_neg, blk, size = _block_size(nh), n_blocks
+    cdef int step
+    cdef bint sample_h
+
+    if b.shape[0] != nv or c.shape[0] != nh:
+        raise ValueError("bias shapes do not match W")
+    if not sparse and X.shape[1] != nv:
+        raise ValueError("X has %d features, W expects %d" % (X.shape[1], nv))
+    if batch_size <= 0 or k <= 0:
+        raise ValueError("batch_size and k must be positive")
+    if persistent and (n_chains == 0 or chain.shape[1] != nh):
+        raise ValueError("persistent CD needs chain of shape (n_chains, n_hidden)")
+    if not plain and (W_vel.shape[0] != nh or W_vel.shape[1] != nv
+                      or b_vel.shape[0] != nv or c_vel.shape[0] != nh
+                      or q_hidden.shape[0] != nh):
+        raise ValueError("velocity / sparsity buffers do not match W")
+    if n_samples == 0 or nv == 0 or nh == 0:
+        return counter
+
+    dtype = np.float32 if floating is float else np.float64
+    cdef Py_ssize_t neg_rows = n_chains if persistent else batch_size
+    # Work buffers, allocated once per epoch and reused by every batch.
+    cdef floating[:, ::1] Vbuf = np.empty((batch_size if sparse else 1, nv), dtype)
+    cdef floating[:, ::1] Hpos = np.empty((batch_size, nh), dtype)
+    cdef floating[:, ::1] Hs = np.empty((max(neg_rows, batch_size), nh), dtype)
+    cdef floating[:, ::1] Hneg = np.empty((neg_rows, nh), dtype)
+    cdef floating[:, ::1] Vneg = np.empty((neg_rows, nv), dtype)
+    cdef floating[:, ::1] Vprob = np.empty((neg_rows, nv), dtype)
+    cdef floating[:, ::1] G = np.empty((1 if plain else nh, nv), dtype)
+    cdef floating[::1] gb = np.empty(nv, dtype)
+    cdef floating[::1] vmean = np.zeros(nv, dtype)
+    cdef floating *V0
+    cdef floating *Wv = NULL
+    cdef floating *bv = NULL
+    cdef floating *cv = NULL
+    cdef floating *q = NULL
+    if not plain:
+        Wv, bv, cv, q = &W_vel[0, 0], &b_vel[0], &c_vel[0], &q_hidden[0]
+    n_blocks = (nh + size - 1) // size
+
+    with nogil:
+        start = 0
+        while start < n_samples:
+            n = min(batch_size, n_samples - start)
+            if sparse:
+                _csr_rows_to_dense(&X_data[0] if X_data.shape[0] else NULL,
+                                   &X_indices[0] if X_indices.shape[0] else NULL,
+                                   &X_indptr[0], start, start + n, nv, &Vbuf[0, 0])
+                V0 = &Vbuf[0, 0]
+            else:
+                V0 = <floating *> &X[start, 0]
+
+            # Positive phase: hidden probabilities given the data (and a sample for CD).
+            _up(V0, n, nv, &W[0, 0], nh, &c[0], &Hpos[0, 0],
+                NULL if persistent else &Hs[0, 0], seed, counter, n_threads)
+            if persistent:
+                n_neg = n_chains
+                memcpy(&Hs[0, 0], &chain[0, 0], n_chains * nh * sizeof(floating))
+            else:
+                n_neg = n
+                counter += 1
+
+            # Negative phase: k Gibbs steps from the hidden state in Hs.
+            for step in range(k):
+                _down(&Hs[0, 0], n_neg, nh, &W[0, 0], nv, &b[0], &Vprob[0, 0], &Vneg[0, 0],
+                      seed, counter, n_threads)
+                counter += 1
+                sample_h = persistent or step < k - 1
+                _up(&Vneg[0, 0], n_neg, nv, &W[0, 0], nh, &c[0], &Hneg[0, 0],
+                    &Hs[0, 0] if sample_h else NULL, seed, counter, n_threads)
+                if sample_h:
+                    counter += 1
+            if persistent:
+                memcpy(&chain[0, 0], &Hs[0, 0], n_chains * nh * sizeof(floating))
+
+            # Update: blocks of hidden units in parallel; the last task does the visible
+            # biases.
+            if not plain and sparsity_cost != 0:
+                memset(&vmean[0], 0, nv * sizeof(floating))
+                _add_colsum(V0, n, nv, nv, <floating> (1.0 / n), &vmean[0])
+            for blk in prange(n_blocks + 1, num_threads=n_threads, schedule="static"):
+                if blk == n_blocks:
+                    _update_visible_bias(nv, &b[0], bv, &gb[0], V0, n, &Vneg[0, 0], n_neg,
+                                         plain, learning_rate, momentum)
+                else:
+                    _update_hidden_block(
+                        blk * size, min(nh, (blk + 1) * size), nv, nh, &W[0, 0], &c[0],
+                        Wv, cv, &G[0, 0], q, &vmean[0], V0, &Hpos[0, 0], n, &Vneg[0, 0],
+                        &Hneg[0, 0], n_neg, plain, learning_rate, momentum, weight_decay,
+                        sparsity_target, sparsity_cost, 0.9)
+            start += n
+    return counter
+
+
+def gemm_floor(const floating[:, ::1] X, floating[:, ::1] W, Py_ssize_t batch_size):
+    """The GEMM floor of a CD-1 epoch, for benchmarks: the five GEMMs of each mini-batch
+    (three layer products, two weight-gradient products) as whole BLAS calls, threaded by
+    the BLAS library as its caller configured it, with no elementwise work."""
+    cdef Py_ssize_t n_samples = X.shape[0], nv = X.shape[1], nh = W.shape[0], n, start
+    dtype = np.float32 if floating is float else np.float64
+    cdef floating[:, ::1] H1 = np.zeros((batch_size, nh), dtype)
+    cdef floating[:, ::1] H2 = np.zeros((batch_size, nh), dtype)
+    cdef floating[:, ::1] V1 = np.zeros((batch_size, nv), dtype)
+    cdef floating tiny = 1e-30
+    with nogil:
+        start = 0
+        while start < n_samples:
+            n = min(batch_size, n_samples - start)
+            _gemm(c'N', c'T', n, nh, nv, 1, &X[start, 0], nv, &W[0, 0], nv, 0, &H1[0, 0], nh)
+            _gemm(c'N', c'N', n, nv, nh, 1, &H1[0, 0], nh, &W[0, 0], nv, 0, &V1[0, 0], nv)
+            _gemm(c'N', c'T', n, nh, nv, 1, &V1[0, 0], nv, &W[0, 0], nv, 0, &H2[0, 0], nh)
+            _gemm(c'T', c'N', nh, nv, n, tiny, &H1[0, 0], nh, &X[start, 0], nv, 1,
+                  &W[0, 0], nv)
+            _gemm(c'T', c'N', nh, nv, n, -tiny, &H2[0, 0], nh, &V1[0, 0], nv, 1,
+                  &W[0, 0], nv)
+            start += n

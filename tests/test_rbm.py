@@ -1,0 +1,259 @@
+"""BernoulliRBM: a drop-in for scikit-learn's, plus the extensions."""
+import inspect
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import BernoulliRBM as SkBernoulliRBM
+from sklearn.pipeline import Pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from fastrbm import BernoulliRBM
+
+from . import _reference as ref
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return (X / 16.0).astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def binary_data():
+    # A small binary data set with structure: three prototypes with 10% bit flips.
+    rng = np.random.default_rng(0)
+    protos = rng.random((3, 12)) < 0.5
+    X = protos[rng.integers(0, 3, 300)] ^ (rng.random((300, 12)) < 0.1)
+    return X.astype(np.float64)
+
+
+# Genuinely stochastic: the pseudo-likelihood flips one randomly drawn unit per row, so a
+# row's score depends on its position (scikit-learn lists the same failure for its RBM).
+EXPECTED_FAILED_CHECKS = {
+    "check_methods_sample_order_invariance": "score_samples flips a random unit per row",
+    "check_methods_subset_invariance": "score_samples flips a random unit per row",
+}
+
+
+@pytest.mark.filterwarnings("ignore:BernoulliRBM models binary data")
+@parametrize_with_checks([BernoulliRBM(n_iter=2, n_components=8)],
+                         expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def test_same_parameters_and_defaults_as_sklearn():
+    ours = inspect.signature(BernoulliRBM).parameters
+    theirs = inspect.signature(SkBernoulliRBM).parameters
+    for name, param in theirs.items():
+        assert name in ours
+        assert ours[name].default == param.default, name
+        assert ours[name].kind == param.kind, name
+    extra = set(ours) - set(theirs)
+    assert all(ours[name].kind == inspect.Parameter.KEYWORD_ONLY for name in extra)
+
+
+def test_same_fitted_attributes_as_sklearn(digits):
+    X, _ = digits
+    ours = BernoulliRBM(n_components=16, n_iter=1, random_state=0).fit(X)
+    theirs = SkBernoulliRBM(n_components=16, n_iter=1, random_state=0).fit(X)
+    for name in ["components_", "intercept_hidden_", "intercept_visible_", "h_samples_"]:
+        assert getattr(ours, name).shape == getattr(theirs, name).shape, name
+    assert ours.n_features_in_ == theirs.n_features_in_ == 64
+    for method in ["transform", "gibbs", "score_samples"]:
+        assert getattr(ours, method)(X[:5]).shape == getattr(theirs, method)(X[:5]).shape
+
+
+def test_pseudo_likelihood_matches_sklearn_quality(digits):
+    # scikit-learn's own test_fit: digits in [0, 1], 64 components, lr 0.1, batch 10,
+    # 7 epochs, random_state=9 gives a mean pseudo-likelihood of about -21.
+    X, _ = digits
+    kw = dict(n_components=64, learning_rate=0.1, batch_size=10, n_iter=7, random_state=9)
+    ours = BernoulliRBM(**kw).fit(X).score_samples(X).mean()
+    theirs = SkBernoulliRBM(**kw).fit(X.astype(np.float64)).score_samples(X).mean()
+    assert abs(ours - theirs) < 1.0
+    assert -23 < ours < -19
+
+
+def test_pipeline_with_logistic_regression(digits):
+    # scikit-learn's example: RBM features then logistic regression.
+    X, y = digits
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
+    pipe = Pipeline([
+        ("rbm", BernoulliRBM(n_components=100, learning_rate=0.06, n_iter=10,
+                             random_state=0)),
+        ("logistic", LogisticRegression(C=100, max_iter=2000)),
+    ]).fit(X_train, y_train)
+    assert pipe.score(X_test, y_test) > 0.9
+
+
+def test_float32_preserved_and_float64_on_request(digits):
+    X, _ = digits
+    m32 = BernoulliRBM(n_components=8, n_iter=1, random_state=0).fit(X.astype(np.float64))
+    assert m32.components_.dtype == np.float32
+    assert m32.transform(X).dtype == np.float32
+    assert m32.score_samples(X).dtype == np.float32
+    m64 = BernoulliRBM(n_components=8, n_iter=1, random_state=0, dtype="float64").fit(X)
+    for attr in ["components_", "intercept_hidden_", "intercept_visible_", "h_samples_"]:
+        assert getattr(m64, attr).dtype == np.float64
+    assert m64.transform(X).dtype == np.float64
+    # The two precisions train the same model up to rounding.
+    np.testing.assert_allclose(m32.components_, m64.components_, atol=1e-4)
+
+
+@pytest.mark.parametrize("persistent", [True, False])
+def test_same_seed_same_model_for_any_thread_count(digits, persistent):
+    X, _ = digits
+    kw = dict(n_components=96, batch_size=32, n_iter=2, random_state=3, momentum=0.5,
+              persistent=persistent)
+    models = [BernoulliRBM(n_jobs=n, **kw).fit(X) for n in (1, 2, 1)]
+    for m in models[1:]:
+        np.testing.assert_array_equal(m.components_, models[0].components_)
+        np.testing.assert_array_equal(m.intercept_hidden_, models[0].intercept_hidden_)
+        np.testing.assert_array_equal(m.h_samples_, models[0].h_samples_)
+    other = BernoulliRBM(n_jobs=1, **{**kw, "random_state": 4}).fit(X)
+    assert not np.array_equal(other.components_, models[0].components_)
+
+
+def test_sparse_input_gives_the_same_model(digits):
+    X, _ = digits
+    kw = dict(n_components=16, n_iter=2, random_state=0)
+    dense = BernoulliRBM(**kw).fit(X)
+    sparse = BernoulliRBM(**kw).fit(sp.csr_matrix(X))
+    np.testing.assert_array_equal(dense.components_, sparse.components_)
+    np.testing.assert_allclose(dense.transform(X), sparse.transform(sp.csr_matrix(X)),
+                               rtol=1e-5)
+    np.testing.assert_allclose(dense.score_samples(X), sparse.score_samples(sp.csr_matrix(X)),
+                               rtol=1e-5)
+
+
+def test_partial_fit_streams_one_epoch_per_call(digits):
+    X, _ = digits
+    X = X[:1600]
+    kw = dict(n_components=16, batch_size=10, random_state=0)
+    whole = BernoulliRBM(n_iter=1, **kw).fit(X)
+    streamed = BernoulliRBM(**kw)
+    for chunk in np.split(X, 4):  # 400 rows: whole mini-batches
+        assert streamed.partial_fit(chunk) is streamed
+    np.testing.assert_array_equal(streamed.components_, whole.components_)
+    np.testing.assert_array_equal(streamed.h_samples_, whole.h_samples_)
+    assert streamed.n_iter_ == 4 and len(streamed.history_["reconstruction_error"]) == 4
+
+
+def test_training_improves_exact_log_likelihood(binary_data):
+    # 12 hidden units: log Z by enumerating the hidden states.
+    X = binary_data
+    model = BernoulliRBM(n_components=12, learning_rate=0.05, batch_size=10, random_state=0,
+                         persistent=False, dtype="float64", n_iter=0).fit(X)
+
+    def mean_log_likelihood(m):
+        W, b, c = m.components_, m.intercept_visible_, m.intercept_hidden_
+        return np.mean(-ref.free_energy(X, W, b, c) - ref.exact_log_partition(W, b, c))
+
+    lls = [mean_log_likelihood(model)]
+    for _ in range(6):
+        model.partial_fit(X)
+        lls.append(mean_log_likelihood(model))
+    assert lls[-1] > lls[0] + 1.0
+    assert all(np.diff(lls[1:]) > -0.05)  # no real setback
+    assert lls[-1] > 12 * np.log(0.5) + 1  # clearly better than the uniform model
+
+
+@pytest.mark.parametrize("settings", [
+    dict(k=5, persistent=False), dict(k=2, persistent=True), dict(momentum=0.9),
+    dict(weight_decay=1e-3), dict(sparsity_cost=0.5, sparsity_target=0.05),
+])
+def test_extensions_train_and_reduce_reconstruction_error(digits, settings):
+    X, _ = digits
+    m = BernoulliRBM(n_components=32, n_iter=4, learning_rate=0.05, random_state=0,
+                     **settings).fit(X)
+    err = m.history_["reconstruction_error"]
+    assert len(err) == 4 and err[-1] < err[0]
+    assert np.isfinite(m.components_).all()
+
+
+def test_sparsity_lowers_hidden_activity(digits):
+    X, _ = digits
+    kw = dict(n_components=32, n_iter=4, learning_rate=0.05, random_state=0)
+    dense = BernoulliRBM(**kw).fit(X).transform(X).mean()
+    sparse = BernoulliRBM(sparsity_cost=2.0, sparsity_target=0.02, **kw).fit(X)
+    assert sparse.transform(X).mean() < 0.5 * dense
+
+
+def test_free_energy_and_reconstruct_match_oracle(digits):
+    X, _ = digits
+    m = BernoulliRBM(n_components=16, n_iter=1, random_state=0, dtype="float64").fit(X)
+    W, b, c = m.components_, m.intercept_visible_, m.intercept_hidden_
+    np.testing.assert_allclose(m.free_energy(X), ref.free_energy(X, W, b, c), rtol=1e-10)
+    expected = ref.sigmoid(ref.sigmoid(X @ W.T + c) @ W + b)
+    np.testing.assert_allclose(m.reconstruct(X), expected, rtol=1e-10)
+    np.testing.assert_allclose(m.transform(X), ref.sigmoid(X @ W.T + c), rtol=1e-10)
+
+
+def test_gibbs_and_sample_are_binary_and_reproducible(digits):
+    X, _ = digits
+    m = BernoulliRBM(n_components=16, n_iter=1, random_state=0).fit(X)
+    g = m.gibbs(X[:7])
+    assert g.shape == (7, 64) and set(np.unique(g)) <= {0.0, 1.0}
+    s = m.sample(5, n_steps=20)
+    assert s.shape == (5, 64) and set(np.unique(s)) <= {0.0, 1.0}
+    assert not np.array_equal(m.sample(5, n_steps=20), s)  # the stream moves on
+    m2 = BernoulliRBM(n_components=16, n_iter=1, random_state=0).fit(X)
+    np.testing.assert_array_equal(m2.gibbs(X[:7]), g)
+    np.testing.assert_array_equal(m2.sample(5, n_steps=20), s)
+    with pytest.raises(ValueError, match="n_samples"):
+        m.sample(0)
+
+
+def test_generation_learns_the_data_marginals(binary_data):
+    X = binary_data
+    m = BernoulliRBM(n_components=16, learning_rate=0.05, n_iter=30, random_state=0,
+                     persistent=False, k=3).fit(X)
+    samples = m.sample(2000, n_steps=200)
+    np.testing.assert_allclose(samples.mean(axis=0), X.mean(axis=0), atol=0.08)
+
+
+def test_history_and_verbose(digits, capsys):
+    X, _ = digits
+    m = BernoulliRBM(n_components=8, n_iter=3, random_state=0).fit(X)
+    assert capsys.readouterr().out == ""
+    assert len(m.history_["time"]) == 3 and m.n_iter_ == 3
+    BernoulliRBM(n_components=8, n_iter=2, random_state=0, verbose=1).fit(X)
+    out = capsys.readouterr().out
+    assert out.count("[BernoulliRBM] Iteration") == 2
+
+
+def test_values_outside_unit_interval_warn(digits):
+    X, _ = digits
+    with pytest.warns(UserWarning, match=r"\[0, 1\]"):
+        BernoulliRBM(n_components=4, n_iter=1).fit(X * 16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        BernoulliRBM(n_components=4, n_iter=1).fit(X)
+
+
+def test_divergence_raises_and_keeps_a_finite_model():
+    X = np.eye(20)
+    m = BernoulliRBM(n_components=5, learning_rate=1e38, n_iter=3, random_state=0,
+                     momentum=0.9)
+    with pytest.raises(FloatingPointError, match="diverged in epoch"):
+        m.fit(X)
+    assert np.isfinite(m.components_).all()
+
+
+def test_clone_and_pickle_round_trip(digits):
+    X, _ = digits
+    m = BernoulliRBM(n_components=8, n_iter=1, random_state=0, momentum=0.5).fit(X)
+    assert clone(m).get_params() == m.get_params()
+    m2 = pickle.loads(pickle.dumps(m))
+    np.testing.assert_array_equal(m2.transform(X), m.transform(X))
+    m.partial_fit(X)
+    m2.partial_fit(X)
+    np.testing.assert_array_equal(m2.components_, m.components_)
