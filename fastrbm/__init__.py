@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 # public name -> submodule that defines it
 _LAZY = {
     "BernoulliRBM": "rbm",
+    "log_partition": "likelihood",
 }
 __all__ = sorted(_LAZY) + ["__version__"]
 

@@ -22,9 +22,15 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from ._kernels import _sampling
-from ._utils import draw_seed, engine_threads, softplus
+from ._utils import draw_seed, engine_threads, n_threads_for, softplus
 
 __all__ = ["BernoulliRBM"]
+
+def _engine_blocks():
+    """Blocks per layer in the Gibbs engine: one per core of this machine. It must not
+    depend on n_jobs, or the model would (OpenBLAS rounds differently per partition)."""
+    return n_threads_for(None)
+
 
 # Rows used for the per-epoch reconstruction error (evenly spaced, so it is cheap on large
 # data and the same rows every epoch).
@@ -228,6 +234,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def _run_epochs(self, X, n_epochs):
         """Run ``n_epochs`` passes of CD/PCD over X, recording the history."""
         n_threads = self._threads(self.batch_size * self.n_components * X.shape[1])
+        n_blocks = _engine_blocks()
         if sp.issparse(X):
             args = (np.empty((0, X.shape[1]), X.dtype), X.data, X.indices, X.indptr, True)
         else:
@@ -250,7 +257,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                         self._q_hidden, self.batch_size, self.k, self.persistent,
                         self.learning_rate, self.momentum, self.weight_decay,
                         self.sparsity_target, self.sparsity_cost, self._rng_seed,
-                        self._rng_counter, n_threads,
+                        self._rng_counter, n_blocks, n_threads,
                     )
                 except KeyboardInterrupt:
                     warnings.warn(
@@ -413,7 +420,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         with threadpool_limits(limits=1, user_api="blas"):
             _sampling.gibbs_chain(v, h, self.components_, self.intercept_visible_,
                                   self.intercept_hidden_, n_steps, self._rng_seed, counter,
-                                  self._threads(v.size * self.n_components))
+                                  _engine_blocks(), self._threads(v.size * self.n_components))
         return v
 
     def sample(self, n_samples=1, n_steps=1000):
@@ -466,6 +473,65 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def _free_energy(self, X):
         pre = safe_sparse_dot(X, self.components_.T, dense_output=True) + self.intercept_hidden_
         return -safe_sparse_dot(X, self.intercept_visible_) - softplus(pre).sum(axis=1)
+
+    def log_likelihood(self, X, method="auto", **kwargs):
+        """Log-likelihood log p(x) = -F(x) - log Z of each row.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Visible vectors.
+        method : {"auto", "exact", "ais"}, default="auto"
+            How to get log Z: ``"exact"`` enumerates the smaller layer (at most 25 units;
+            cost 2**units GEMM rows), ``"ais"`` runs Annealed Importance Sampling (cost
+            ``n_chains * n_betas`` Gibbs sweeps; a random estimate, fixed by
+            ``random_state``), ``"auto"`` is exact up to 20 units in the smaller layer.
+            See :func:`fastrbm.log_partition`.
+        **kwargs
+            Passed to :func:`fastrbm.log_partition` (``n_chains``, ``n_betas``,
+            ``random_state``, ...). For AIS, ``X`` also sets the base-rate model unless
+            ``base_X`` is given.
+
+        Returns
+        -------
+        log_p : ndarray of shape (n_samples,)
+            Log-likelihood of each row, in float64.
+        """
+        from .likelihood import log_partition
+
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        if method == "auto":
+            method = "exact" if min(self.components_.shape) <= 20 else "ais"
+        if method == "ais":
+            kwargs.setdefault("X", kwargs.pop("base_X", X))
+        log_z = log_partition(self, method, **kwargs)
+        return -self._free_energy(X).astype(np.float64) - log_z
+
+    def score(self, X, y=None, method="auto", **kwargs):
+        """Mean log-likelihood of the rows of X (see :meth:`log_likelihood`).
+
+        Use this to compare models: it is the quantity training maximises. Use
+        ``score_samples`` (pseudo-likelihood) only where scikit-learn's behaviour is
+        needed: it is cheap but noisy and scaled by the number of features.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Visible vectors.
+        y : Ignored
+            Not used, present for API consistency by convention.
+        method : {"auto", "exact", "ais"}, default="auto"
+            How to compute log Z (exact up to 20 units in the smaller layer, else AIS).
+        **kwargs
+            Passed to :meth:`log_likelihood`.
+
+        Returns
+        -------
+        score : float
+            Mean log-likelihood in nats.
+        """
+        return float(np.mean(self.log_likelihood(X, method, **kwargs)))
 
     def score_samples(self, X):
         """Pseudo-likelihood of each row, as scikit-learn's BernoulliRBM computes it.

@@ -84,7 +84,7 @@ def test_gibbs_chain(dtype, n_threads):
     v_ref, h_ref, vp_ref, ctr = ref.gibbs_chain(v0.astype(np.float64), W, b, c, 4, 11, 20)
     v, h, vp = v0.copy(), np.empty((9, 7), dtype), np.empty((9, 11), dtype)
     with threadpool_limits(1, user_api="blas"):
-        assert _sampling.gibbs_chain(v, h, W, b, c, 4, 11, 20, n_threads, vp) == ctr
+        assert _sampling.gibbs_chain(v, h, W, b, c, 4, 11, 20, 2, n_threads, vp) == ctr
     np.testing.assert_array_equal(v, v_ref)
     np.testing.assert_array_equal(h, h_ref)
     np.testing.assert_allclose(vp, vp_ref, rtol=RTOL[dtype])
@@ -99,7 +99,7 @@ def _problem(dtype, n=23, nv=12, nh=8, seed=3):
     return X, W, b, c
 
 
-def _run_kernel(X, W, b, c, chain, vel, q, *, sparse=False, n_threads=1, **kw):
+def _run_kernel(X, W, b, c, chain, vel, q, *, sparse=False, n_blocks=2, n_threads=1, **kw):
     W, b, c, chain = W.copy(), b.copy(), c.copy(), chain.copy()
     vel = [v.copy() for v in vel]
     q = q.copy()
@@ -115,7 +115,7 @@ def _run_kernel(X, W, b, c, chain, vel, q, *, sparse=False, n_threads=1, **kw):
             *data, W, b, c, chain, vel[0], vel[1], vel[2], q, kw["batch_size"], kw["k"],
             kw["persistent"], kw["learning_rate"], kw.get("momentum", 0.0),
             kw.get("weight_decay", 0.0), kw.get("sparsity_target", 0.1),
-            kw.get("sparsity_cost", 0.0), kw["seed"], kw["counter"], n_threads)
+            kw.get("sparsity_cost", 0.0), kw["seed"], kw["counter"], n_blocks, n_threads)
     return W, b, c, chain, vel, q, counter
 
 
@@ -193,7 +193,7 @@ def test_cd_epoch_rejects_mismatched_shapes():
             np.zeros((2, 8)), np.empty((0, 0)), np.empty(0), np.empty(0), np.empty(0))
     with pytest.raises(ValueError, match="features"):
         _sampling.cd_epoch(np.ascontiguousarray(X[:, :5]), *args, 4, 1, False, 0.1, 0, 0, 0.1, 0, 0, 0)
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="must be positive"):
         _sampling.cd_epoch(X, *args, 0, 1, False, 0.1, 0, 0, 0.1, 0, 0, 0)
     with pytest.raises(ValueError, match="velocity"):
         _sampling.cd_epoch(X, *args, 4, 1, False, 0.1, 0.9, 0, 0.1, 0, 0, 0)

@@ -39,12 +39,23 @@ import numpy as np
 
 cdef extern from "_simd.h" nogil:
     uint64_t frb_row_key(uint64_t seed, uint64_t counter, uint64_t row)
-    void frb_sigmoid_f32(const float *acc, const float *bias, float *prob, Py_ssize_t n)
-    void frb_sigmoid_f64(const double *acc, const double *bias, double *prob, Py_ssize_t n)
-    void frb_sigmoid_sample_f32(const float *acc, const float *bias, float *prob,
+    void frb_sigmoid_f32(const float *acc, float scale, const float *bias, float *prob,
+                         Py_ssize_t n)
+    void frb_sigmoid_f64(const double *acc, double scale, const double *bias, double *prob,
+                         Py_ssize_t n)
+    void frb_sigmoid_sample_f32(const float *acc, float scale, const float *bias, float *prob,
                                 float *sample, Py_ssize_t n, uint64_t key, uint32_t j0)
-    void frb_sigmoid_sample_f64(const double *acc, const double *bias, double *prob,
-                                double *sample, Py_ssize_t n, uint64_t key, uint32_t j0)
+    void frb_sigmoid_sample_f64(const double *acc, double scale, const double *bias,
+                                double *prob, double *sample, Py_ssize_t n, uint64_t key,
+                                uint32_t j0)
+    void frb_anneal_row_f32(const float *a, float s1, const float *b1, float s0,
+                            const float *b0, float *sample, Py_ssize_t n, uint64_t key,
+                            uint32_t j0, double *out)
+    void frb_anneal_row_f64(const double *a, double s1, const double *b1, double s0,
+                            const double *b0, double *sample, Py_ssize_t n, uint64_t key,
+                            uint32_t j0, double *out)
+    double frb_dot_f32(const float *x, const float *y, Py_ssize_t n)
+    double frb_dot_f64(const double *x, const double *y, Py_ssize_t n)
     void frb_uniform_f32(float *out, Py_ssize_t n, uint64_t key)
     void frb_uniform_f64(double *out, Py_ssize_t n, uint64_t key)
 
@@ -67,58 +78,60 @@ cdef inline void _gemm(char transa, char transb, Py_ssize_t m, Py_ssize_t n, Py_
               &lda_, &beta, C, &ldc_)
 
 
-cdef inline Py_ssize_t _block_size(Py_ssize_t dim) noexcept nogil:
-    """Column-block width for a layer of ``dim`` units: about dim / 8, rounded up to a
-    multiple of 16, at least 32. It depends on the shape only, never on the thread count."""
-    cdef Py_ssize_t size = ((dim + 7) // 8 + 15) // 16 * 16
-    return size if size > 32 else 32
+cdef inline Py_ssize_t _block_size(Py_ssize_t dim, int n_blocks) noexcept nogil:
+    """Column-block width that cuts a layer of ``dim`` units into ``n_blocks`` blocks (but
+    no block narrower than 16 units). Callers pass a block count that does not depend on
+    their thread count, so results do not either."""
+    cdef Py_ssize_t size = (dim + n_blocks - 1) // n_blocks
+    return size if size > 16 else 16
 
 
-cdef void _activate(floating *P, Py_ssize_t ld, const floating *bias, floating *S,
-                    Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t j0, uint64_t seed,
-                    uint64_t counter) noexcept nogil:
+cdef void _activate(floating *P, Py_ssize_t ld, floating scale, const floating *bias,
+                    floating *S, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t j0,
+                    uint64_t seed, uint64_t counter) noexcept nogil:
     """On the block of columns [j0, j0 + cols) of ``rows`` rows with leading dimension
-    ``ld`` (P, bias and S point at column j0): P = sigmoid(P + bias) and, unless S is
-    NULL, S = Bernoulli(P) drawn at (seed, counter, row, column)."""
+    ``ld`` (P, bias and S point at column j0): P = sigmoid(scale * P + bias) and, unless S
+    is NULL, S = Bernoulli(P) drawn at (seed, counter, row, column)."""
     cdef Py_ssize_t r
     for r in range(rows):
         if S == NULL:
             if floating is float:
-                frb_sigmoid_f32(P + r * ld, bias, P + r * ld, cols)
+                frb_sigmoid_f32(P + r * ld, scale, bias, P + r * ld, cols)
             else:
-                frb_sigmoid_f64(P + r * ld, bias, P + r * ld, cols)
+                frb_sigmoid_f64(P + r * ld, scale, bias, P + r * ld, cols)
         else:
             if floating is float:
-                frb_sigmoid_sample_f32(P + r * ld, bias, P + r * ld, S + r * ld, cols,
-                                       frb_row_key(seed, counter, r), <uint32_t> j0)
+                frb_sigmoid_sample_f32(P + r * ld, scale, bias, P + r * ld, S + r * ld,
+                                       cols, frb_row_key(seed, counter, r), <uint32_t> j0)
             else:
-                frb_sigmoid_sample_f64(P + r * ld, bias, P + r * ld, S + r * ld, cols,
-                                       frb_row_key(seed, counter, r), <uint32_t> j0)
+                frb_sigmoid_sample_f64(P + r * ld, scale, bias, P + r * ld, S + r * ld,
+                                       cols, frb_row_key(seed, counter, r), <uint32_t> j0)
 
 
 cdef void _up(const floating *V, Py_ssize_t n, Py_ssize_t nv, const floating *W,
               Py_ssize_t nh, const floating *c, floating *P, floating *S, uint64_t seed,
-              uint64_t counter, int n_threads) noexcept nogil:
+              uint64_t counter, int n_blocks, int n_threads) noexcept nogil:
     """Hidden layer given visible rows V (n, nv): P = sigmoid(V W^T + c), S ~ P if S."""
-    cdef Py_ssize_t size = _block_size(nh), blk, j0, j1
+    cdef Py_ssize_t size = _block_size(nh, n_blocks), blk, j0, j1
     for blk in prange((nh + size - 1) // size, num_threads=n_threads, schedule="static"):
         j0 = blk * size
         j1 = min(nh, j0 + size)
         _gemm(c'N', c'T', n, j1 - j0, nv, 1, V, nv, W + j0 * nv, nv, 0, P + j0, nh)
-        _activate(P + j0, nh, c + j0, S + j0 if S != NULL else NULL, n, j1 - j0, j0,
+        _activate(P + j0, nh, 1, c + j0, S + j0 if S != NULL else NULL, n, j1 - j0, j0,
                   seed, counter)
 
 
 cdef void _down(const floating *H, Py_ssize_t n, Py_ssize_t nh, const floating *W,
-                Py_ssize_t nv, const floating *b, floating *P, floating *S, uint64_t seed,
-                uint64_t counter, int n_threads) noexcept nogil:
-    """Visible layer given hidden rows H (n, nh): P = sigmoid(H W + b), S ~ P if S."""
-    cdef Py_ssize_t size = _block_size(nv), blk, j0, j1
+                Py_ssize_t nv, floating scale, const floating *b, floating *P, floating *S,
+                uint64_t seed, uint64_t counter, int n_blocks, int n_threads) noexcept nogil:
+    """Visible layer given hidden rows H (n, nh): P = sigmoid(scale * H W + b), S ~ P if
+    S (scale is 1 except in annealing)."""
+    cdef Py_ssize_t size = _block_size(nv, n_blocks), blk, j0, j1
     for blk in prange((nv + size - 1) // size, num_threads=n_threads, schedule="static"):
         j0 = blk * size
         j1 = min(nv, j0 + size)
         _gemm(c'N', c'N', n, j1 - j0, nh, 1, H, nh, W + j0, nv, 0, P + j0, nv)
-        _activate(P + j0, nv, b + j0, S + j0 if S != NULL else NULL, n, j1 - j0, j0,
+        _activate(P + j0, nv, scale, b + j0, S + j0 if S != NULL else NULL, n, j1 - j0, j0,
                   seed, counter)
 
 
@@ -158,7 +171,7 @@ def sigmoid_rows(floating[:, ::1] acc, const floating[::1] bias, int n_threads=1
     cdef floating *base = &acc[0, 0]
     with nogil:
         for r in prange(acc.shape[0], num_threads=n_threads, schedule="static"):
-            _activate(base + r * cols, cols, &bias[0], <floating *> NULL, 1, cols, 0, 0, 0)
+            _activate(base + r * cols, cols, 1, &bias[0], <floating *> NULL, 1, cols, 0, 0, 0)
 
 
 def sigmoid_sample_rows(floating[:, ::1] acc, const floating[::1] bias,
@@ -178,11 +191,11 @@ def sigmoid_sample_rows(floating[:, ::1] acc, const floating[::1] bias,
         for r in prange(acc.shape[0], num_threads=n_threads, schedule="static"):
             key = frb_row_key(seed, counter, r)
             if floating is float:
-                frb_sigmoid_sample_f32(P + r * cols, &bias[0], P + r * cols, S + r * cols,
-                                       cols, key, 0)
+                frb_sigmoid_sample_f32(P + r * cols, 1, &bias[0], P + r * cols,
+                                       S + r * cols, cols, key, 0)
             else:
-                frb_sigmoid_sample_f64(P + r * cols, &bias[0], P + r * cols, S + r * cols,
-                                       cols, key, 0)
+                frb_sigmoid_sample_f64(P + r * cols, 1, &bias[0], P + r * cols,
+                                       S + r * cols, cols, key, 0)
     return counter + 1
 
 
@@ -205,14 +218,15 @@ def uniform_rows(floating[:, ::1] out, uint64_t seed, uint64_t counter, int n_th
 
 def gibbs_chain(floating[:, ::1] v, floating[:, ::1] h, const floating[:, ::1] W,
                 const floating[::1] b, const floating[::1] c, int n_steps,
-                uint64_t seed, uint64_t counter, int n_threads=1,
+                uint64_t seed, uint64_t counter, int n_blocks=1, int n_threads=1,
                 floating[:, ::1] v_prob=None):
     """Run ``n_steps`` full Gibbs steps v -> h -> v in place on the chains in ``v``.
 
     ``v`` (n_chains, n_visible) holds the start state and receives the final visible
     samples; ``h`` (n_chains, n_hidden) receives the last hidden samples. When given,
-    ``v_prob`` receives the visible probabilities of the last step. Returns the next
-    counter (two per step)."""
+    ``v_prob`` receives the visible probabilities of the last step. Each layer is computed
+    in ``n_blocks`` column blocks shared among ``n_threads`` OpenMP threads. Returns the
+    next counter (two per step)."""
     cdef Py_ssize_t n = v.shape[0], nv = v.shape[1], nh = h.shape[1]
     cdef int step
     if W.shape[0] != nh or W.shape[1] != nv or h.shape[0] != n or b.shape[0] != nv \
@@ -220,6 +234,8 @@ def gibbs_chain(floating[:, ::1] v, floating[:, ::1] h, const floating[:, ::1] W
         raise ValueError("shape mismatch")
     if v_prob is not None and (v_prob.shape[0] != n or v_prob.shape[1] != nv):
         raise ValueError("v_prob has the wrong shape")
+    if n_blocks < 1 or n_threads < 1:
+        raise ValueError("n_blocks and n_threads must be positive")
     if n == 0 or nv == 0 or nh == 0 or n_steps <= 0:
         return counter
     dtype = np.float32 if floating is float else np.float64
@@ -228,10 +244,105 @@ def gibbs_chain(floating[:, ::1] v, floating[:, ::1] h, const floating[:, ::1] W
     with nogil:
         for step in range(n_steps):
             _up(&v[0, 0], n, nv, &W[0, 0], nh, &c[0], &hp[0, 0], &h[0, 0], seed, counter,
-                n_threads)
-            _down(&h[0, 0], n, nh, &W[0, 0], nv, &b[0], &vp[0, 0], &v[0, 0], seed,
-                  counter + 1, n_threads)
+                n_blocks, n_threads)
+            _down(&h[0, 0], n, nh, &W[0, 0], nv, 1, &b[0], &vp[0, 0], &v[0, 0], seed,
+                  counter + 1, n_blocks, n_threads)
             counter += 2
+    return counter
+
+
+# ---------------------------------------------------------------------------------------
+# Annealed importance sampling
+# ---------------------------------------------------------------------------------------
+
+def ais_log_weights(const floating[:, ::1] W, const floating[::1] b, const floating[::1] c,
+                    const floating[::1] b_base, const double[::1] betas, double[::1] log_w,
+                    uint64_t seed, uint64_t counter, int n_blocks=1, int n_threads=1):
+    """Annealed importance sampling (Salakhutdinov & Murray 2008) for a Bernoulli RBM.
+
+    Anneals from the base-rate model (visible biases ``b_base``, no weights, hidden biases
+    0) to the RBM (W, b, c) through the intermediate models
+    ``p_beta(v) ~ exp((1 - beta) b_base.v + beta b.v) prod_i (1 + exp(beta (W_i.v + c_i)))``
+    at the inverse temperatures ``betas`` (increasing, from 0 to 1), with one chain per
+    entry of ``log_w``, which receives the chains' log importance weights in float64. Then
+    ``log Z = log Z_base + log mean exp(log_w)``, where
+    ``log Z_base = n_hidden log 2 + sum_j softplus(b_base_j)``.
+
+    Each transition is one Gibbs sweep of the intermediate model; the chains' visible
+    states start as exact samples of the base model. Returns the next counter.
+    """
+    cdef Py_ssize_t n = log_w.shape[0], nv = W.shape[1], nh = W.shape[0], n_betas = betas.shape[0]
+    if b.shape[0] != nv or c.shape[0] != nh or b_base.shape[0] != nv:
+        raise ValueError("shape mismatch")
+    if n_betas < 2 or betas[0] != 0 or betas[n_betas - 1] != 1:
+        raise ValueError("betas must run from 0 to 1 (at least two values)")
+    if any(betas[i + 1] < betas[i] for i in range(n_betas - 1)):
+        raise ValueError("betas must be non-decreasing")
+    if n_blocks < 1 or n_threads < 1:
+        raise ValueError("n_blocks and n_threads must be positive")
+    if n == 0 or nv == 0 or nh == 0:
+        return counter
+    dtype = np.float32 if floating is float else np.float64
+    cdef floating[:, ::1] V = np.zeros((n, nv), dtype)
+    cdef floating[:, ::1] Vp = np.zeros((n, nv), dtype)
+    cdef floating[:, ::1] A = np.empty((n, nh), dtype)
+    cdef floating[:, ::1] H = np.empty((n, nh), dtype)
+    cdef floating[::1] c_new = np.empty(nh, dtype)
+    cdef floating[::1] c_old = np.empty(nh, dtype)
+    cdef floating[::1] b_mix = np.empty(nv, dtype)
+    cdef floating[::1] b_diff = np.empty(nv, dtype)
+    cdef Py_ssize_t size = _block_size(nh, n_blocks), n_hblocks = (nh + size - 1) // size
+    cdef double[:, ::1] partial = np.zeros((n_hblocks, n), np.float64)
+    cdef Py_ssize_t step, blk, r, i, j, j0, j1
+    cdef floating beta, beta_old
+    cdef uint64_t key
+    for j in range(nv):
+        b_diff[j] = b[j] - b_base[j]
+    log_w[:] = 0
+    with nogil:
+        # Exact samples of the base model: V ~ Bernoulli(sigmoid(b_base)).
+        _activate(&Vp[0, 0], nv, 1, &b_base[0], &V[0, 0], n, nv, 0, seed, counter)
+        counter += 1
+        for step in range(1, n_betas):
+            beta = betas[step]
+            beta_old = betas[step - 1]
+            for i in range(nh):
+                c_new[i] = beta * c[i]
+                c_old[i] = beta_old * c[i]
+            # log p*_beta(v) - log p*_beta_old(v): the softplus terms come from the hidden
+            # pre-activations, which also give the hidden sample of the transition at beta.
+            for blk in prange(n_hblocks, num_threads=n_threads, schedule="static"):
+                j0 = blk * size
+                j1 = min(nh, j0 + size)
+                _gemm(c'N', c'T', n, j1 - j0, nv, 1, &V[0, 0], nv, &W[j0, 0], nv, 0,
+                      &A[0, j0], nh)
+                for r in range(n):
+                    partial[blk, r] = 0
+                    key = frb_row_key(seed, counter, r)
+                    if floating is float:
+                        frb_anneal_row_f32(&A[r, j0], beta, &c_new[j0], beta_old, &c_old[j0],
+                                           &H[r, j0], j1 - j0, key, <uint32_t> j0,
+                                           &partial[blk, r])
+                    else:
+                        frb_anneal_row_f64(&A[r, j0], beta, &c_new[j0], beta_old, &c_old[j0],
+                                           &H[r, j0], j1 - j0, key, <uint32_t> j0,
+                                           &partial[blk, r])
+            counter += 1
+            for r in range(n):
+                for blk in range(n_hblocks):
+                    log_w[r] += partial[blk, r]
+                if floating is float:
+                    log_w[r] += (beta - beta_old) * frb_dot_f32(&b_diff[0], &V[r, 0], nv)
+                else:
+                    log_w[r] += (beta - beta_old) * frb_dot_f64(&b_diff[0], &V[r, 0], nv)
+            if step == n_betas - 1:
+                break
+            # The rest of the transition at beta: v ~ sigmoid(beta (h W + b) + (1 - beta) b_base).
+            for j in range(nv):
+                b_mix[j] = beta * b[j] + (1 - beta) * b_base[j]
+            _down(&H[0, 0], n, nh, &W[0, 0], nv, beta, &b_mix[0], &Vp[0, 0], &V[0, 0], seed,
+                  counter, n_blocks, n_threads)
+            counter += 1
     return counter
 
 
@@ -310,7 +421,8 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
              floating[::1] c_vel, floating[::1] q_hidden,
              Py_ssize_t batch_size, int k, bint persistent, double learning_rate,
              double momentum, double weight_decay, double sparsity_target,
-             double sparsity_cost, uint64_t seed, uint64_t counter, int n_threads=1):
+             double sparsity_cost, uint64_t seed, uint64_t counter, int n_blocks=1,
+             int n_threads=1):
     """One pass of CD-k (``persistent=False``) or PCD-k over the rows of the data.
 
     Mini-batches are consecutive rows (as scikit-learn's BernoulliRBM): ``batch_size``
@@ -330,13 +442,15 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
     chain at the hidden sample of its data. The sparsity term uses ``q_hidden``, a running
     mean (decay 0.9) of the hidden probabilities, updated in place.
 
-    Returns the next unused counter.
+    Each layer (and the weight update) is computed in ``n_blocks`` blocks of units shared
+    among ``n_threads`` OpenMP threads; the result depends on ``n_blocks`` (through BLAS
+    rounding) but never on ``n_threads``. Returns the next unused counter.
     """
     cdef Py_ssize_t n_samples = X_indptr.shape[0] - 1 if sparse else X.shape[0]
     cdef Py_ssize_t nv = W.shape[1], nh = W.shape[0]
     cdef Py_ssize_t n_chains = chain.shape[0]
     cdef bint plain = momentum == 0 and weight_decay == 0 and sparsity_cost == 0
-    cdef Py_ssize_t start, n, n_neg, blk, size = _block_size(nh), n_blocks
+    cdef Py_ssize_t start, n, n_neg, blk, size = _block_size(nh, max(n_blocks, 1)), n_hblocks
     cdef int step
     cdef bint sample_h
 
@@ -344,8 +458,8 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
         raise ValueError("bias shapes do not match W")
     if not sparse and X.shape[1] != nv:
         raise ValueError("X has %d features, W expects %d" % (X.shape[1], nv))
-    if batch_size <= 0 or k <= 0:
-        raise ValueError("batch_size and k must be positive")
+    if batch_size <= 0 or k <= 0 or n_blocks <= 0 or n_threads <= 0:
+        raise ValueError("batch_size, k, n_blocks and n_threads must be positive")
     if persistent and (n_chains == 0 or chain.shape[1] != nh):
         raise ValueError("persistent CD needs chain of shape (n_chains, n_hidden)")
     if not plain and (W_vel.shape[0] != nh or W_vel.shape[1] != nv
@@ -374,7 +488,7 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
     cdef floating *q = NULL
     if not plain:
         Wv, bv, cv, q = &W_vel[0, 0], &b_vel[0], &c_vel[0], &q_hidden[0]
-    n_blocks = (nh + size - 1) // size
+    n_hblocks = (nh + size - 1) // size
 
     with nogil:
         start = 0
@@ -390,7 +504,7 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
 
             # Positive phase: hidden probabilities given the data (and a sample for CD).
             _up(V0, n, nv, &W[0, 0], nh, &c[0], &Hpos[0, 0],
-                NULL if persistent else &Hs[0, 0], seed, counter, n_threads)
+                NULL if persistent else &Hs[0, 0], seed, counter, n_blocks, n_threads)
             if persistent:
                 n_neg = n_chains
                 memcpy(&Hs[0, 0], &chain[0, 0], n_chains * nh * sizeof(floating))
@@ -400,12 +514,12 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
 
             # Negative phase: k Gibbs steps from the hidden state in Hs.
             for step in range(k):
-                _down(&Hs[0, 0], n_neg, nh, &W[0, 0], nv, &b[0], &Vprob[0, 0], &Vneg[0, 0],
-                      seed, counter, n_threads)
+                _down(&Hs[0, 0], n_neg, nh, &W[0, 0], nv, 1, &b[0], &Vprob[0, 0], &Vneg[0, 0],
+                      seed, counter, n_blocks, n_threads)
                 counter += 1
                 sample_h = persistent or step < k - 1
                 _up(&Vneg[0, 0], n_neg, nv, &W[0, 0], nh, &c[0], &Hneg[0, 0],
-                    &Hs[0, 0] if sample_h else NULL, seed, counter, n_threads)
+                    &Hs[0, 0] if sample_h else NULL, seed, counter, n_blocks, n_threads)
                 if sample_h:
                     counter += 1
             if persistent:
@@ -416,8 +530,8 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
             if not plain and sparsity_cost != 0:
                 memset(&vmean[0], 0, nv * sizeof(floating))
                 _add_colsum(V0, n, nv, nv, <floating> (1.0 / n), &vmean[0])
-            for blk in prange(n_blocks + 1, num_threads=n_threads, schedule="static"):
-                if blk == n_blocks:
+            for blk in prange(n_hblocks + 1, num_threads=n_threads, schedule="static"):
+                if blk == n_hblocks:
                     _update_visible_bias(nv, &b[0], bv, &gb[0], V0, n, &Vneg[0, 0], n_neg,
                                          plain, learning_rate, momentum)
                 else:

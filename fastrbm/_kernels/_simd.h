@@ -105,41 +105,45 @@ static inline double frb_exp(double x)
     return y * scale;
 }
 
-/* prob[j] = sigmoid(acc[j] + bias[j]); prob may alias acc. */
-FRB_CLONES static void frb_sigmoid_f32(const float *acc, const float *bias, float *prob, ptrdiff_t n)
+/* prob[j] = sigmoid(scale * acc[j] + bias[j]); prob may alias acc. (scale is 1 except in
+ * annealing, where it is the inverse temperature beta.) */
+FRB_CLONES static void frb_sigmoid_f32(const float *acc, float scale, const float *bias,
+                                       float *prob, ptrdiff_t n)
 {
     for (ptrdiff_t j = 0; j < n; j++)
-        prob[j] = 1.0f / (1.0f + frb_expf(-(acc[j] + bias[j])));
+        prob[j] = 1.0f / (1.0f + frb_expf(-(scale * acc[j] + bias[j])));
 }
 
-FRB_CLONES static void frb_sigmoid_f64(const double *acc, const double *bias, double *prob, ptrdiff_t n)
+FRB_CLONES static void frb_sigmoid_f64(const double *acc, double scale, const double *bias,
+                                       double *prob, ptrdiff_t n)
 {
     for (ptrdiff_t j = 0; j < n; j++)
-        prob[j] = 1.0 / (1.0 + frb_exp(-(acc[j] + bias[j])));
+        prob[j] = 1.0 / (1.0 + frb_exp(-(scale * acc[j] + bias[j])));
 }
 
 /* As frb_sigmoid_*, and also sample[j] = (uniform(key, j0 + j) < prob[j]): the segment
  * starts at column j0 of its row, so a row may be processed in blocks of columns. */
-FRB_CLONES static void frb_sigmoid_sample_f32(const float *acc, const float *bias, float *prob,
-                                              float *sample, ptrdiff_t n, uint64_t key,
-                                              uint32_t j0)
+FRB_CLONES static void frb_sigmoid_sample_f32(const float *acc, float scale, const float *bias,
+                                              float *prob, float *sample, ptrdiff_t n,
+                                              uint64_t key, uint32_t j0)
 {
     uint32_t klo = (uint32_t)key, khi = (uint32_t)(key >> 32);
     for (ptrdiff_t j = 0; j < n; j++) {
-        float p = 1.0f / (1.0f + frb_expf(-(acc[j] + bias[j])));
+        float p = 1.0f / (1.0f + frb_expf(-(scale * acc[j] + bias[j])));
         float u = (float)(int32_t)(frb_bits(klo, khi, j0 + (uint32_t)j) >> 8) * 0x1p-24f;
         prob[j] = p;
         sample[j] = u < p ? 1.0f : 0.0f;
     }
 }
 
-FRB_CLONES static void frb_sigmoid_sample_f64(const double *acc, const double *bias, double *prob,
+FRB_CLONES static void frb_sigmoid_sample_f64(const double *acc, double scale,
+                                              const double *bias, double *prob,
                                               double *sample, ptrdiff_t n, uint64_t key,
                                               uint32_t j0)
 {
     uint32_t klo = (uint32_t)key, khi = (uint32_t)(key >> 32);
     for (ptrdiff_t j = 0; j < n; j++) {
-        double p = 1.0 / (1.0 + frb_exp(-(acc[j] + bias[j])));
+        double p = 1.0 / (1.0 + frb_exp(-(scale * acc[j] + bias[j])));
         double u = (double)(int32_t)(frb_bits(klo, khi, j0 + (uint32_t)j) >> 8) * 0x1p-24;
         prob[j] = p;
         sample[j] = u < p ? 1.0 : 0.0;
@@ -158,6 +162,130 @@ FRB_CLONES static void frb_uniform_f64(double *out, ptrdiff_t n, uint64_t key)
     uint32_t klo = (uint32_t)key, khi = (uint32_t)(key >> 32);
     for (ptrdiff_t j = 0; j < n; j++)
         out[j] = (double)(int32_t)(frb_bits(klo, khi, (uint32_t)j) >> 8) * 0x1p-24;
+}
+
+/* log1p(t) for t in [0, 1] as 2 atanh(s), s = t / (2 + t) in [0, 1/3]: the odd series in
+ * s converges by a factor 1/9 a term and keeps full relative accuracy for tiny t. */
+static inline float frb_log1pf_unit(float t)
+{
+    float s = t / (2.0f + t), z = s * s;
+    float p = 1.0f / 19;
+    p = p * z + 1.0f / 17;
+    p = p * z + 1.0f / 15;
+    p = p * z + 1.0f / 13;
+    p = p * z + 1.0f / 11;
+    p = p * z + 1.0f / 9;
+    p = p * z + 1.0f / 7;
+    p = p * z + 1.0f / 5;
+    p = p * z + 1.0f / 3;
+    return 2.0f * s * (p * z + 1.0f);
+}
+
+static inline double frb_log1p_unit(double t)
+{
+    double s = t / (2.0 + t), z = s * s, p = 1.0 / 35;
+    for (int k = 33; k >= 1; k -= 2)
+        p = p * z + 1.0 / k;
+    return 2.0 * s * p;
+}
+
+/* softplus(y) = log(1 + e^y) = max(y, 0) + log1p(e^-|y|), overflow-safe. */
+static inline float frb_softplusf(float y)
+{
+    float a = y < 0.0f ? -y : y;
+    return (y > 0.0f ? y : 0.0f) + frb_log1pf_unit(frb_expf(-a));
+}
+
+static inline double frb_softplus(double y)
+{
+    double a = y < 0.0 ? -y : y;
+    return (y > 0.0 ? y : 0.0) + frb_log1p_unit(frb_exp(-a));
+}
+
+/* Annealing: with y1 = s1 * a + b1 and y0 = s0 * a + b0 (a row of pre-activations at two
+ * inverse temperatures), add sum_j softplus(y1) - softplus(y0) to *out in float64, and draw
+ * sample[j] = (uniform(key, j0 + j) < sigmoid(y1)). The sum runs in 16 fixed lanes, so it
+ * vectorises without fast-math and its order never changes. */
+#define FRB_LANES 16
+FRB_CLONES static void frb_anneal_row_f32(const float *a, float s1, const float *b1, float s0,
+                                          const float *b0, float *sample, ptrdiff_t n,
+                                          uint64_t key, uint32_t j0, double *out)
+{
+    uint32_t klo = (uint32_t)key, khi = (uint32_t)(key >> 32);
+    double lane[FRB_LANES] = {0};
+    ptrdiff_t j = 0;
+    for (; j + FRB_LANES <= n; j += FRB_LANES)
+        for (int l = 0; l < FRB_LANES; l++) {
+            float y1 = s1 * a[j + l] + b1[j + l], y0 = s0 * a[j + l] + b0[j + l];
+            lane[l] += (double)(frb_softplusf(y1) - frb_softplusf(y0));
+            float u = (float)(int32_t)(frb_bits(klo, khi, j0 + (uint32_t)(j + l)) >> 8) * 0x1p-24f;
+            sample[j + l] = u < 1.0f / (1.0f + frb_expf(-y1)) ? 1.0f : 0.0f;
+        }
+    for (; j < n; j++) {
+        float y1 = s1 * a[j] + b1[j], y0 = s0 * a[j] + b0[j];
+        lane[0] += (double)(frb_softplusf(y1) - frb_softplusf(y0));
+        float u = (float)(int32_t)(frb_bits(klo, khi, j0 + (uint32_t)j) >> 8) * 0x1p-24f;
+        sample[j] = u < 1.0f / (1.0f + frb_expf(-y1)) ? 1.0f : 0.0f;
+    }
+    double total = 0.0;
+    for (int l = 0; l < FRB_LANES; l++)
+        total += lane[l];
+    *out += total;
+}
+
+FRB_CLONES static void frb_anneal_row_f64(const double *a, double s1, const double *b1,
+                                          double s0, const double *b0, double *sample,
+                                          ptrdiff_t n, uint64_t key, uint32_t j0, double *out)
+{
+    uint32_t klo = (uint32_t)key, khi = (uint32_t)(key >> 32);
+    double lane[FRB_LANES] = {0};
+    ptrdiff_t j = 0;
+    for (; j + FRB_LANES <= n; j += FRB_LANES)
+        for (int l = 0; l < FRB_LANES; l++) {
+            double y1 = s1 * a[j + l] + b1[j + l], y0 = s0 * a[j + l] + b0[j + l];
+            lane[l] += frb_softplus(y1) - frb_softplus(y0);
+            double u = (double)(int32_t)(frb_bits(klo, khi, j0 + (uint32_t)(j + l)) >> 8) * 0x1p-24;
+            sample[j + l] = u < 1.0 / (1.0 + frb_exp(-y1)) ? 1.0 : 0.0;
+        }
+    for (; j < n; j++) {
+        double y1 = s1 * a[j] + b1[j], y0 = s0 * a[j] + b0[j];
+        lane[0] += frb_softplus(y1) - frb_softplus(y0);
+        double u = (double)(int32_t)(frb_bits(klo, khi, j0 + (uint32_t)j) >> 8) * 0x1p-24;
+        sample[j] = u < 1.0 / (1.0 + frb_exp(-y1)) ? 1.0 : 0.0;
+    }
+    double total = 0.0;
+    for (int l = 0; l < FRB_LANES; l++)
+        total += lane[l];
+    *out += total;
+}
+
+/* sum_j x[j] * y[j] in float64, in 16 fixed lanes (vectorised, order never changes). */
+FRB_CLONES static double frb_dot_f32(const float *x, const float *y, ptrdiff_t n)
+{
+    double lane[FRB_LANES] = {0}, total = 0.0;
+    ptrdiff_t j = 0;
+    for (; j + FRB_LANES <= n; j += FRB_LANES)
+        for (int l = 0; l < FRB_LANES; l++)
+            lane[l] += (double)x[j + l] * (double)y[j + l];
+    for (; j < n; j++)
+        lane[0] += (double)x[j] * (double)y[j];
+    for (int l = 0; l < FRB_LANES; l++)
+        total += lane[l];
+    return total;
+}
+
+FRB_CLONES static double frb_dot_f64(const double *x, const double *y, ptrdiff_t n)
+{
+    double lane[FRB_LANES] = {0}, total = 0.0;
+    ptrdiff_t j = 0;
+    for (; j + FRB_LANES <= n; j += FRB_LANES)
+        for (int l = 0; l < FRB_LANES; l++)
+            lane[l] += x[j + l] * y[j + l];
+    for (; j < n; j++)
+        lane[0] += x[j] * y[j];
+    for (int l = 0; l < FRB_LANES; l++)
+        total += lane[l];
+    return total;
 }
 
 #endif
