@@ -1,4 +1,6 @@
-/* Row kernels for the Gibbs engine: fused sigmoid + counter-based uniform + Bernoulli compare.
+/* Row kernels for the Gibbs engine: fused sigmoid + counter-based uniform + Bernoulli compare,
+ * and the annealing row (softplus sums + sample). This file holds the scalar pieces (random
+ * bits, exp, log1p, softplus); _simd_rows.h holds the row loops, once per floating type.
  *
  * Why C and not Cython: these loops are the whole cost beyond the GEMMs. Scalar, they cost
  * ~10 ns per element (as much as all the GEMMs of a CD epoch); vectorised, ~0.5 ns. gcc
@@ -105,65 +107,6 @@ static inline double frb_exp(double x)
     return y * scale;
 }
 
-/* prob[j] = sigmoid(scale * acc[j] + bias[j]); prob may alias acc. (scale is 1 except in
- * annealing, where it is the inverse temperature beta.) */
-FRB_CLONES static void frb_sigmoid_f32(const float *acc, float scale, const float *bias,
-                                       float *prob, ptrdiff_t n)
-{
-    for (ptrdiff_t j = 0; j < n; j++)
-        prob[j] = 1.0f / (1.0f + frb_expf(-(scale * acc[j] + bias[j])));
-}
-
-FRB_CLONES static void frb_sigmoid_f64(const double *acc, double scale, const double *bias,
-                                       double *prob, ptrdiff_t n)
-{
-    for (ptrdiff_t j = 0; j < n; j++)
-        prob[j] = 1.0 / (1.0 + frb_exp(-(scale * acc[j] + bias[j])));
-}
-
-/* As frb_sigmoid_*, and also sample[j] = (uniform(key, j0 + j) < prob[j]): the segment
- * starts at column j0 of its row, so a row may be processed in blocks of columns. */
-FRB_CLONES static void frb_sigmoid_sample_f32(const float *acc, float scale, const float *bias,
-                                              float *prob, float *sample, ptrdiff_t n,
-                                              uint64_t key, uint32_t j0)
-{
-    uint32_t klo = (uint32_t)key, khi = (uint32_t)(key >> 32);
-    for (ptrdiff_t j = 0; j < n; j++) {
-        float p = 1.0f / (1.0f + frb_expf(-(scale * acc[j] + bias[j])));
-        float u = (float)(int32_t)(frb_bits(klo, khi, j0 + (uint32_t)j) >> 8) * 0x1p-24f;
-        prob[j] = p;
-        sample[j] = u < p ? 1.0f : 0.0f;
-    }
-}
-
-FRB_CLONES static void frb_sigmoid_sample_f64(const double *acc, double scale,
-                                              const double *bias, double *prob,
-                                              double *sample, ptrdiff_t n, uint64_t key,
-                                              uint32_t j0)
-{
-    uint32_t klo = (uint32_t)key, khi = (uint32_t)(key >> 32);
-    for (ptrdiff_t j = 0; j < n; j++) {
-        double p = 1.0 / (1.0 + frb_exp(-(scale * acc[j] + bias[j])));
-        double u = (double)(int32_t)(frb_bits(klo, khi, j0 + (uint32_t)j) >> 8) * 0x1p-24;
-        prob[j] = p;
-        sample[j] = u < p ? 1.0 : 0.0;
-    }
-}
-
-FRB_CLONES static void frb_uniform_f32(float *out, ptrdiff_t n, uint64_t key)
-{
-    uint32_t klo = (uint32_t)key, khi = (uint32_t)(key >> 32);
-    for (ptrdiff_t j = 0; j < n; j++)
-        out[j] = (float)(int32_t)(frb_bits(klo, khi, (uint32_t)j) >> 8) * 0x1p-24f;
-}
-
-FRB_CLONES static void frb_uniform_f64(double *out, ptrdiff_t n, uint64_t key)
-{
-    uint32_t klo = (uint32_t)key, khi = (uint32_t)(key >> 32);
-    for (ptrdiff_t j = 0; j < n; j++)
-        out[j] = (double)(int32_t)(frb_bits(klo, khi, (uint32_t)j) >> 8) * 0x1p-24;
-}
-
 /* log1p(t) for t in [0, 1] as 2 atanh(s), s = t / (2 + t) in [0, 1/3]: the odd series in
  * s converges by a factor 1/9 a term and keeps full relative accuracy for tiny t. */
 static inline float frb_log1pf_unit(float t)
@@ -202,90 +145,35 @@ static inline double frb_softplus(double y)
     return (y > 0.0 ? y : 0.0) + frb_log1p_unit(frb_exp(-a));
 }
 
-/* Annealing: with y1 = s1 * a + b1 and y0 = s0 * a + b0 (a row of pre-activations at two
- * inverse temperatures), add sum_j softplus(y1) - softplus(y0) to *out in float64, and draw
- * sample[j] = (uniform(key, j0 + j) < sigmoid(y1)). The sum runs in 16 fixed lanes, so it
- * vectorises without fast-math and its order never changes. */
+
+/* The row kernels, once for float (suffix _f32) and once for double (_f64): _simd_rows.h
+ * is a template instantiated by including it with T and the scalar helpers defined. */
 #define FRB_LANES 16
-FRB_CLONES static void frb_anneal_row_f32(const float *a, float s1, const float *b1, float s0,
-                                          const float *b0, float *sample, ptrdiff_t n,
-                                          uint64_t key, uint32_t j0, double *out)
-{
-    uint32_t klo = (uint32_t)key, khi = (uint32_t)(key >> 32);
-    double lane[FRB_LANES] = {0};
-    ptrdiff_t j = 0;
-    for (; j + FRB_LANES <= n; j += FRB_LANES)
-        for (int l = 0; l < FRB_LANES; l++) {
-            float y1 = s1 * a[j + l] + b1[j + l], y0 = s0 * a[j + l] + b0[j + l];
-            lane[l] += (double)(frb_softplusf(y1) - frb_softplusf(y0));
-            float u = (float)(int32_t)(frb_bits(klo, khi, j0 + (uint32_t)(j + l)) >> 8) * 0x1p-24f;
-            sample[j + l] = u < 1.0f / (1.0f + frb_expf(-y1)) ? 1.0f : 0.0f;
-        }
-    for (; j < n; j++) {
-        float y1 = s1 * a[j] + b1[j], y0 = s0 * a[j] + b0[j];
-        lane[0] += (double)(frb_softplusf(y1) - frb_softplusf(y0));
-        float u = (float)(int32_t)(frb_bits(klo, khi, j0 + (uint32_t)j) >> 8) * 0x1p-24f;
-        sample[j] = u < 1.0f / (1.0f + frb_expf(-y1)) ? 1.0f : 0.0f;
-    }
-    double total = 0.0;
-    for (int l = 0; l < FRB_LANES; l++)
-        total += lane[l];
-    *out += total;
-}
-
-FRB_CLONES static void frb_anneal_row_f64(const double *a, double s1, const double *b1,
-                                          double s0, const double *b0, double *sample,
-                                          ptrdiff_t n, uint64_t key, uint32_t j0, double *out)
-{
-    uint32_t klo = (uint32_t)key, khi = (uint32_t)(key >> 32);
-    double lane[FRB_LANES] = {0};
-    ptrdiff_t j = 0;
-    for (; j + FRB_LANES <= n; j += FRB_LANES)
-        for (int l = 0; l < FRB_LANES; l++) {
-            double y1 = s1 * a[j + l] + b1[j + l], y0 = s0 * a[j + l] + b0[j + l];
-            lane[l] += frb_softplus(y1) - frb_softplus(y0);
-            double u = (double)(int32_t)(frb_bits(klo, khi, j0 + (uint32_t)(j + l)) >> 8) * 0x1p-24;
-            sample[j + l] = u < 1.0 / (1.0 + frb_exp(-y1)) ? 1.0 : 0.0;
-        }
-    for (; j < n; j++) {
-        double y1 = s1 * a[j] + b1[j], y0 = s0 * a[j] + b0[j];
-        lane[0] += frb_softplus(y1) - frb_softplus(y0);
-        double u = (double)(int32_t)(frb_bits(klo, khi, j0 + (uint32_t)j) >> 8) * 0x1p-24;
-        sample[j] = u < 1.0 / (1.0 + frb_exp(-y1)) ? 1.0 : 0.0;
-    }
-    double total = 0.0;
-    for (int l = 0; l < FRB_LANES; l++)
-        total += lane[l];
-    *out += total;
-}
-
-/* sum_j x[j] * y[j] in float64, in 16 fixed lanes (vectorised, order never changes). */
-FRB_CLONES static double frb_dot_f32(const float *x, const float *y, ptrdiff_t n)
-{
-    double lane[FRB_LANES] = {0}, total = 0.0;
-    ptrdiff_t j = 0;
-    for (; j + FRB_LANES <= n; j += FRB_LANES)
-        for (int l = 0; l < FRB_LANES; l++)
-            lane[l] += (double)x[j + l] * (double)y[j + l];
-    for (; j < n; j++)
-        lane[0] += (double)x[j] * (double)y[j];
-    for (int l = 0; l < FRB_LANES; l++)
-        total += lane[l];
-    return total;
-}
-
-FRB_CLONES static double frb_dot_f64(const double *x, const double *y, ptrdiff_t n)
-{
-    double lane[FRB_LANES] = {0}, total = 0.0;
-    ptrdiff_t j = 0;
-    for (; j + FRB_LANES <= n; j += FRB_LANES)
-        for (int l = 0; l < FRB_LANES; l++)
-            lane[l] += x[j + l] * y[j + l];
-    for (; j < n; j++)
-        lane[0] += x[j] * y[j];
-    for (int l = 0; l < FRB_LANES; l++)
-        total += lane[l];
-    return total;
-}
+#define T float
+#define FRB_NAME(name) frb_##name##_f32
+#define FRB_EXP frb_expf
+#define FRB_SOFTPLUS frb_softplusf
+#define FRB_ONE 1.0f
+#define FRB_2POW_M24 0x1p-24f
+#include "_simd_rows.h"
+#undef T
+#undef FRB_NAME
+#undef FRB_EXP
+#undef FRB_SOFTPLUS
+#undef FRB_ONE
+#undef FRB_2POW_M24
+#define T double
+#define FRB_NAME(name) frb_##name##_f64
+#define FRB_EXP frb_exp
+#define FRB_SOFTPLUS frb_softplus
+#define FRB_ONE 1.0
+#define FRB_2POW_M24 0x1p-24
+#include "_simd_rows.h"
+#undef T
+#undef FRB_NAME
+#undef FRB_EXP
+#undef FRB_SOFTPLUS
+#undef FRB_ONE
+#undef FRB_2POW_M24
 
 #endif

@@ -1,0 +1,85 @@
+/* Row kernels of the Gibbs engine, written once for a floating type T and instantiated by
+ * _simd.h for float and double (no include guard on purpose). FRB_NAME(x) gives the
+ * suffixed name, FRB_EXP / FRB_SOFTPLUS the scalar helpers of that precision. */
+
+/* The uniform in [0, 1) at column j of the row keyed by (klo, khi). */
+static inline T FRB_NAME(uniform_at)(uint32_t klo, uint32_t khi, uint32_t j)
+{
+    return (T)(int32_t)(frb_bits(klo, khi, j) >> 8) * FRB_2POW_M24;
+}
+
+/* prob[j] = sigmoid(scale * acc[j] + bias[j]); prob may alias acc. (scale is 1 except in
+ * annealing, where it is the inverse temperature beta.) */
+FRB_CLONES static void FRB_NAME(sigmoid)(const T *acc, T scale, const T *bias, T *prob,
+                                         ptrdiff_t n)
+{
+    for (ptrdiff_t j = 0; j < n; j++)
+        prob[j] = FRB_ONE / (FRB_ONE + FRB_EXP(-(scale * acc[j] + bias[j])));
+}
+
+/* As sigmoid, and also sample[j] = (uniform(key, j0 + j) < prob[j]): the segment starts at
+ * column j0 of its row, so a row may be processed in blocks of columns. */
+FRB_CLONES static void FRB_NAME(sigmoid_sample)(const T *acc, T scale, const T *bias, T *prob,
+                                                T *sample, ptrdiff_t n, uint64_t key,
+                                                uint32_t j0)
+{
+    uint32_t klo = (uint32_t)key, khi = (uint32_t)(key >> 32);
+    for (ptrdiff_t j = 0; j < n; j++) {
+        T p = FRB_ONE / (FRB_ONE + FRB_EXP(-(scale * acc[j] + bias[j])));
+        prob[j] = p;
+        sample[j] = FRB_NAME(uniform_at)(klo, khi, j0 + (uint32_t)j) < p ? FRB_ONE : 0;
+    }
+}
+
+FRB_CLONES static void FRB_NAME(uniform)(T *out, ptrdiff_t n, uint64_t key)
+{
+    uint32_t klo = (uint32_t)key, khi = (uint32_t)(key >> 32);
+    for (ptrdiff_t j = 0; j < n; j++)
+        out[j] = FRB_NAME(uniform_at)(klo, khi, (uint32_t)j);
+}
+
+/* Annealing: with y1 = s1 * a + b1 and y0 = s0 * a + b0 (a row of pre-activations at two
+ * inverse temperatures), add sum_j softplus(y1) - softplus(y0) to *out in float64, and draw
+ * sample[j] = (uniform(key, j0 + j) < sigmoid(y1)). The sum runs in FRB_LANES fixed lanes,
+ * so it vectorises without fast-math and its order never changes. */
+static inline double FRB_NAME(anneal_one)(const T *a, T s1, const T *b1, T s0, const T *b0,
+                                          T *sample, ptrdiff_t j, uint32_t klo, uint32_t khi,
+                                          uint32_t j0)
+{
+    T y1 = s1 * a[j] + b1[j], y0 = s0 * a[j] + b0[j];
+    T p = FRB_ONE / (FRB_ONE + FRB_EXP(-y1));
+    sample[j] = FRB_NAME(uniform_at)(klo, khi, j0 + (uint32_t)j) < p ? FRB_ONE : 0;
+    return (double)(FRB_SOFTPLUS(y1) - FRB_SOFTPLUS(y0));
+}
+
+FRB_CLONES static void FRB_NAME(anneal_row)(const T *a, T s1, const T *b1, T s0, const T *b0,
+                                            T *sample, ptrdiff_t n, uint64_t key,
+                                            uint32_t j0, double *out)
+{
+    uint32_t klo = (uint32_t)key, khi = (uint32_t)(key >> 32);
+    double lane[FRB_LANES] = {0}, total = 0.0;
+    ptrdiff_t j = 0;
+    for (; j + FRB_LANES <= n; j += FRB_LANES)
+        for (int l = 0; l < FRB_LANES; l++)
+            lane[l] += FRB_NAME(anneal_one)(a, s1, b1, s0, b0, sample, j + l, klo, khi, j0);
+    for (; j < n; j++)
+        lane[0] += FRB_NAME(anneal_one)(a, s1, b1, s0, b0, sample, j, klo, khi, j0);
+    for (int l = 0; l < FRB_LANES; l++)
+        total += lane[l];
+    *out += total;
+}
+
+/* sum_j x[j] * y[j] in float64, in FRB_LANES fixed lanes (vectorised, fixed order). */
+FRB_CLONES static double FRB_NAME(dot)(const T *x, const T *y, ptrdiff_t n)
+{
+    double lane[FRB_LANES] = {0}, total = 0.0;
+    ptrdiff_t j = 0;
+    for (; j + FRB_LANES <= n; j += FRB_LANES)
+        for (int l = 0; l < FRB_LANES; l++)
+            lane[l] += (double)x[j + l] * (double)y[j + l];
+    for (; j < n; j++)
+        lane[0] += (double)x[j] * (double)y[j];
+    for (int l = 0; l < FRB_LANES; l++)
+        total += lane[l];
+    return total;
+}
