@@ -257,3 +257,62 @@ def test_clone_and_pickle_round_trip(digits):
     m.partial_fit(X)
     m2.partial_fit(X)
     np.testing.assert_array_equal(m2.components_, m.components_)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.array([[0.0, np.nan], [1.0, 0.0]]), "NaN"),
+    (np.array([[0.0, np.inf], [1.0, 0.0]]), "infinity"),
+    (np.empty((0, 3)), "0 sample"),
+    (np.array([0.0, 1.0, 1.0]), "2D array"),
+    (np.zeros((2, 3, 4)), "dim 3"),
+    (np.array([[1 + 1j, 0], [0, 1]]), "[Cc]omplex"),
+    (np.array([["a", "b"], ["c", "d"]], dtype=object), "could not convert|[Ss]tring"),
+])
+def test_bad_input_gets_a_clear_error(bad, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        BernoulliRBM(n_components=2, n_iter=1).fit(bad)
+
+
+@pytest.mark.parametrize("params", [dict(n_components=0), dict(learning_rate=0),
+                                    dict(learning_rate=-1), dict(k=0), dict(batch_size=0),
+                                    dict(momentum=1.0), dict(dtype="float16")])
+def test_absurd_parameters_are_rejected(params):
+    with pytest.raises(ValueError, match=next(iter(params))):
+        BernoulliRBM(**params).fit(np.eye(4))
+
+
+@pytest.mark.parametrize("convert", [
+    lambda X: X.astype(bool), lambda X: X.astype(np.int64), lambda X: X.astype(np.float16),
+    np.asfortranarray, lambda X: np.repeat(X, 2, axis=1)[:, ::2], sp.csc_matrix, sp.coo_matrix,
+])
+def test_accepted_input_kinds_train_the_same_model(convert):
+    X = (np.random.default_rng(0).random((40, 6)) < 0.5).astype(np.float32)
+    kw = dict(n_components=3, n_iter=2, random_state=0)
+    expected = BernoulliRBM(**kw).fit(X).components_
+    np.testing.assert_array_equal(BernoulliRBM(**kw).fit(convert(X)).components_, expected)
+
+
+def test_rejected_call_leaves_the_model_unchanged(digits):
+    X, _ = digits
+    m = BernoulliRBM(n_components=8, n_iter=1, random_state=0).fit(X)
+    before = m.components_.copy(), m._rng_counter
+    for call in (m.partial_fit, m.transform, m.gibbs, m.score_samples):
+        with pytest.raises(ValueError, match="features"):
+            call(X[:, :10])
+    with pytest.raises(ValueError):
+        m.partial_fit(np.full_like(X, np.nan))
+    np.testing.assert_array_equal(m.components_, before[0])
+    assert m._rng_counter == before[1]
+    m.transform(X)  # still usable
+
+
+def test_readonly_and_memmap_input(digits, tmp_path):
+    X, _ = digits
+    kw = dict(n_components=8, n_iter=1, random_state=0)
+    expected = BernoulliRBM(**kw).fit(X).components_
+    X_ro = X.copy()
+    X_ro.flags.writeable = False
+    np.save(tmp_path / "X.npy", X)
+    X_mm = np.load(tmp_path / "X.npy", mmap_mode="r")
+    for data in (X_ro, X_mm):
+        np.testing.assert_array_equal(BernoulliRBM(**kw).fit(data).components_, expected)
