@@ -153,6 +153,7 @@ static inline double frb_softplus(double y)
 #define FRB_NAME(name) frb_##name##_f32
 #define FRB_EXP frb_expf
 #define FRB_SOFTPLUS frb_softplusf
+#define FRB_LOG1P_UNIT frb_log1pf_unit
 #define FRB_ONE 1.0f
 #define FRB_2POW_M24 0x1p-24f
 #include "_simd_rows.h"
@@ -160,12 +161,14 @@ static inline double frb_softplus(double y)
 #undef FRB_NAME
 #undef FRB_EXP
 #undef FRB_SOFTPLUS
+#undef FRB_LOG1P_UNIT
 #undef FRB_ONE
 #undef FRB_2POW_M24
 #define T double
 #define FRB_NAME(name) frb_##name##_f64
 #define FRB_EXP frb_exp
 #define FRB_SOFTPLUS frb_softplus
+#define FRB_LOG1P_UNIT frb_log1p_unit
 #define FRB_ONE 1.0
 #define FRB_2POW_M24 0x1p-24
 #include "_simd_rows.h"
@@ -173,6 +176,7 @@ static inline double frb_softplus(double y)
 #undef FRB_NAME
 #undef FRB_EXP
 #undef FRB_SOFTPLUS
+#undef FRB_LOG1P_UNIT
 #undef FRB_ONE
 #undef FRB_2POW_M24
 

@@ -47,9 +47,12 @@ static inline double FRB_NAME(anneal_one)(const T *a, T s1, const T *b1, T s0, c
                                           uint32_t j0)
 {
     T y1 = s1 * a[j] + b1[j], y0 = s0 * a[j] + b0[j];
-    T p = FRB_ONE / (FRB_ONE + FRB_EXP(-y1));
+    /* one exp serves both sigmoid(y1) and softplus(y1) */
+    T e1 = FRB_EXP(y1 < 0 ? y1 : -y1), inv = FRB_ONE / (FRB_ONE + e1);
+    T p = y1 < 0 ? e1 * inv : inv;
+    T softplus1 = (y1 > 0 ? y1 : 0) + FRB_LOG1P_UNIT(e1);
     sample[j] = FRB_NAME(uniform_at)(klo, khi, j0 + (uint32_t)j) < p ? FRB_ONE : 0;
-    return (double)(FRB_SOFTPLUS(y1) - FRB_SOFTPLUS(y0));
+    return (double)(softplus1 - FRB_SOFTPLUS(y0));
 }
 
 FRB_CLONES static void FRB_NAME(anneal_row)(const T *a, T s1, const T *b1, T s0, const T *b0,

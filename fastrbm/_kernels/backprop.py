@@ -13,7 +13,7 @@ offsets into ``theta``::
 
     W_l     = theta[W_OFF : W_OFF + n_in*n_out].reshape(n_in, n_out)   (sklearn's coefs_[l])
     b_l     = theta[B_OFF : B_OFF + n_out]                            (sklearn's intercepts_[l])
-    gamma_l = theta[G_OFF : ...], beta_l = theta[BETA_OFF : ...]     (batch norm, offset -1 if none)
+    gamma_l = theta[G_OFF : ...], beta_l = theta[BETA_OFF : ...]   (batch norm; offset -1: none)
 
 Why flat: every kernel then has the same Numba type for any depth (arrays of fixed rank plus an
 int64 table), so it compiles once per dtype; optimizer steps and global-norm clipping are one
@@ -29,30 +29,58 @@ softmax -> categorical cross-entropy, logistic -> binary cross-entropy (multilab
 -> squared error ``0.5 * sum((y_hat - y)**2) / n_samples``.
 
 Scratch memory (activations, masks, BN statistics, deltas, a gathered mini-batch) lives in one
-flat ``work`` vector sized by :func:`workspace_size`; its internal packing is private.
+flat ``work`` vector sized by :func:`workspace_size`; its internal packing is private. Deltas
+are gradients of the *mean* loss (the output delta is ``(P - Y) / n_rows``), so the weight
+gradient needs no extra scaling pass.
+
+Usage (what an estimator does; Python floats / ints for the scalars)::
+
+    layout, n_params, n_state = make_layout([n_features, 100, 100, n_classes], "logistic")
+    theta = np.zeros(n_params, np.float32)                   # fill via param_views(theta, layout)
+    bn_state = np.zeros(n_state, np.float32)
+    init_batchnorm(theta, bn_state, layout)                  # only if batch_norm=True
+    dropout = np.zeros(layout.shape[0])                      # per-layer dropout probabilities
+    velocity, grad = np.zeros_like(theta), np.empty_like(theta)
+    work = np.empty(workspace_size(layout, dropout, batch_size), np.float32)
+    norms, t = np.empty(layout.shape[0]), 0
+    for epoch in range(max_iter):
+        loss, t = run_epoch(X, Y_onehot, rng.permutation(n), batch_size, theta, layout,
+                            bn_state, dropout, alpha, 1e-5, 0.1, seed, OPT_SGD, lr, 0.9, True,
+                            0.9, 0.999, 1e-8, 0.0, t, velocity, theta[:0], grad, work, norms)
+    proba = np.empty((n, n_classes), np.float32)
+    predict(X, theta, layout, bn_state, 1e-5, batch_size, work, proba)
 
 Notes
 -----
 * ``error_model="numpy"``: the default Python error model puts a zero-division branch in every
   float division, which stops LLVM from vectorising the activation loops (measured 4x slower).
-* ``exp`` is a vectorisable Cody-Waite + polynomial implementation (about 1 ulp, no fastmath),
-  because the libm call Numba emits does not vectorise and dominated small-net epochs.
+* ``exp`` and ``expm1`` (for tanh) are vectorisable Cody-Waite + polynomial implementations
+  (within 2 ulp, no fastmath): the libm calls Numba emits do not vectorise, and logistic/tanh
+  then dominated small-net epochs (libm tanhf: 17 ns per element).
 * No ``parallel=True`` anywhere: serial elementwise loops between multi-threaded BLAS GEMMs
-  avoid thread oversubscription; GEMMs go to scipy's BLAS through ``np.dot(a, b, out)``.
+  avoid thread oversubscription. GEMMs go to scipy's BLAS through ``np.dot(a, b, out)``;
+  limit its threads with ``threadpoolctl.threadpool_limits`` around the calls.
 * Pass Python floats for float hyperparameters and Python ints for counts: Numba compiles one
-  specialisation per argument type.
+  specialisation per argument type. Compiled code is cached on disk (``cache=True``); the
+  first call per dtype compiles for a few seconds.
+* No sample weights (scikit-learn's MLP accepts them since 1.7) and no ``Literal`` constants
+  passed between kernels (each would compile an extra specialisation).
 """
 import numpy as np
+# Numba's np.dot calls scipy's BLAS; load it now so that threadpoolctl limits set by a caller
+# apply to it (threadpoolctl only sees libraries that are already loaded).
+import scipy.linalg.cython_blas  # noqa: F401
 from llvmlite import ir
 from numba import njit, types
-from numba.extending import intrinsic, overload
+from numba.extending import intrinsic, overload, register_jitable
 
 __all__ = [
     "ACT_IDENTITY", "ACT_LOGISTIC", "ACT_TANH", "ACT_RELU", "ACT_SOFTMAX", "ACTIVATION_CODES",
     "OPT_SGD", "OPT_ADAM",
     "N_IN", "N_OUT", "ACT", "W_OFF", "B_OFF", "G_OFF", "BETA_OFF", "STAT_OFF",
     "make_layout", "param_views", "bn_state_views", "init_batchnorm", "workspace_size",
-    "bias_activation", "dense_forward", "batchnorm_forward", "batchnorm_inference", "dropout_mask", "apply_mask", "output_loss",
+    "bias_activation", "dense_forward", "batchnorm_forward", "batchnorm_inference",
+    "dropout_mask", "apply_mask", "output_loss",
     "activation_backward", "batchnorm_backward", "dense_backward",
     "forward_train", "predict", "loss_grad",
     "sgd_step", "adam_step", "clip_by_global_norm", "run_epoch",
@@ -177,10 +205,12 @@ def workspace_size(layout, dropout, batch_size):
     """Number of elements of the ``work`` vector for mini-batches of up to `batch_size` rows.
 
     `dropout` is the per-layer dropout probability array (or None for no dropout). The same
-    buffer serves :func:`forward`, :func:`loss_grad`, :func:`predict` and :func:`run_epoch`.
+    buffer serves :func:`forward_train`, :func:`loss_grad`, :func:`predict` and
+    :func:`run_epoch`.
     """
     if dropout is None:
         dropout = np.zeros(layout.shape[0])
+    dropout = np.ascontiguousarray(dropout, dtype=np.float64)
     return int(_work_offsets(layout, dropout, int(batch_size))[5])
 
 
@@ -206,6 +236,14 @@ def _exp_nonpos(x):
     return np.exp(min(x, 0.0))
 
 
+def _expm1_nonpos(x):
+    """expm1(min(x, 0)); compiled as the vectorisable versions below."""
+    return np.expm1(min(x, 0.0))
+
+
+# Cody-Waite range reduction x = k*ln2 + r, |r| <= ln2/2, then expm1(r) = r * P(r) with the
+# Taylor polynomial P evaluated by Estrin's scheme: a shallow dependency chain keeps the SIMD
+# units busy (Horner's 13-deep chain made the float64 loop latency-bound, 3x slower).
 _LOG2E = 1.4426950408889634
 _LN2_HI = 6.93147180369123816490e-01  # low 32 bits zero: k * _LN2_HI is exact
 _LN2_LO = 1.90821492927058770002e-10
@@ -214,51 +252,68 @@ _LN2_HI_F = np.float32(0.693145751953125)  # 0x3f317200: k * _LN2_HI_F exact for
 _LN2_LO_F = np.float32(1.428606765330187e-06)
 
 
+@register_jitable
+def _reduce_f64(x):
+    k = np.rint(x * _LOG2E)
+    r = (x - k * _LN2_HI) - k * _LN2_LO
+    r2 = r * r
+    r4 = r2 * r2
+    # P(r) = sum_{i=0..12} r**i / (i+1)!; truncation of expm1 below 1e-17 on |r| <= 0.347
+    p = ((1.0 + r * (1.0 / 2.0)) + r2 * (1.0 / 6.0 + r * (1.0 / 24.0))
+         + r4 * ((1.0 / 120.0 + r * (1.0 / 720.0)) + r2 * (1.0 / 5040.0 + r * (1.0 / 40320.0)))
+         + (r4 * r4) * ((1.0 / 362880.0 + r * (1.0 / 3628800.0))
+                        + r2 * (1.0 / 39916800.0 + r * (1.0 / 479001600.0))
+                        + r4 * (1.0 / 6227020800.0)))
+    return np.int64(k), r * p
+
+
+@register_jitable
+def _reduce_f32(x):
+    k = np.rint(x * _LOG2E_F)
+    r = (x - k * _LN2_HI_F) - k * _LN2_LO_F
+    r2 = r * r
+    # P(r) = sum_{i=0..6} r**i / (i+1)!; truncation of expm1 below 2e-8 relative
+    p = ((np.float32(1.0) + r * np.float32(1.0 / 2.0))
+         + r2 * (np.float32(1.0 / 6.0) + r * np.float32(1.0 / 24.0))
+         + (r2 * r2) * ((np.float32(1.0 / 120.0) + r * np.float32(1.0 / 720.0))
+                        + r2 * np.float32(1.0 / 5040.0)))
+    return np.int64(k), r * p
+
+
 def _exp_nonpos_f64(x):
     # Clamp with comparisons that let NaN through. Below -746 the result rounds to 0.
     x = -746.0 if x < -746.0 else x
     x = 0.0 if x > 0.0 else x
-    k = np.rint(x * _LOG2E)
-    r = (x - k * _LN2_HI) - k * _LN2_LO  # |r| <= ln2/2
-    # Taylor to degree 13: truncation < 1e-17 on |r| <= 0.347
-    p = 1.0 / 6227020800.0
-    p = p * r + 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
-    p = p * r + 1.0
-    p = p * r + 1.0
+    k, q = _reduce_f64(x)
     # 2**k in two normal factors so subnormal results (k < -1022) round once, correctly
-    ki = np.int64(k)
-    k1 = ki >> 1
-    return p * _i64_as_f64((k1 + 1023) << 52) * _i64_as_f64((ki - k1 + 1023) << 52)
+    k1 = k >> 1
+    return (1.0 + q) * _i64_as_f64((k1 + 1023) << 52) * _i64_as_f64((k - k1 + 1023) << 52)
 
 
 def _exp_nonpos_f32(x):
     x = np.float32(-104.0) if x < np.float32(-104.0) else x
     x = np.float32(0.0) if x > np.float32(0.0) else x
-    k = np.rint(x * _LOG2E_F)
-    r = (x - k * _LN2_HI_F) - k * _LN2_LO_F
-    # Taylor to degree 7: truncation < 1e-8 on |r| <= 0.347
-    p = np.float32(1.0 / 5040.0)
-    p = p * r + np.float32(1.0 / 720.0)
-    p = p * r + np.float32(1.0 / 120.0)
-    p = p * r + np.float32(1.0 / 24.0)
-    p = p * r + np.float32(1.0 / 6.0)
-    p = p * r + np.float32(0.5)
-    p = p * r + np.float32(1.0)
-    p = p * r + np.float32(1.0)
-    ki = np.int64(k)
-    k1 = ki >> 1
-    return (p * _i32_as_f32(np.int32((k1 + 127) << 23))
-            * _i32_as_f32(np.int32((ki - k1 + 127) << 23)))
+    k, q = _reduce_f32(x)
+    k1 = k >> 1
+    return ((np.float32(1.0) + q) * _i32_as_f32(np.int32((k1 + 127) << 23))
+            * _i32_as_f32(np.int32((k - k1 + 127) << 23)))
+
+
+def _expm1_nonpos_f64(x):
+    # below -60, expm1 is -1 to double precision; 2**k stays normal
+    x = -60.0 if x < -60.0 else x
+    x = 0.0 if x > 0.0 else x
+    k, q = _reduce_f64(x)
+    scale = _i64_as_f64((k + 1023) << 52)
+    return scale * q + (scale - 1.0)  # exact q when k == 0: no cancellation near 0
+
+
+def _expm1_nonpos_f32(x):
+    x = np.float32(-20.0) if x < np.float32(-20.0) else x
+    x = np.float32(0.0) if x > np.float32(0.0) else x
+    k, q = _reduce_f32(x)
+    scale = _i32_as_f32(np.int32((k + 127) << 23))
+    return scale * q + (scale - np.float32(1.0))
 
 
 @overload(_exp_nonpos)
@@ -267,6 +322,15 @@ def _ol_exp_nonpos(x):
         return _exp_nonpos_f32
     if x == types.float64:
         return _exp_nonpos_f64
+    return None
+
+
+@overload(_expm1_nonpos)
+def _ol_expm1_nonpos(x):
+    if x == types.float32:
+        return _expm1_nonpos_f32
+    if x == types.float64:
+        return _expm1_nonpos_f64
     return None
 
 
@@ -320,8 +384,12 @@ def bias_activation(Z, b, activation):
             e = _exp_nonpos(-abs(v))  # exp(-|v|) in (0, 1]: never overflows
             z[k] = (one if v >= zero else e) / (one + e)
     elif activation == ACT_TANH:
+        two = T(2.0)
         for k in range(z.size):
-            z[k] = np.tanh(z[k])
+            v = z[k]
+            em = _expm1_nonpos(-two * abs(v))  # tanh|v| = -expm1(-2|v|) / (2 + expm1(-2|v|))
+            t = (zero - em) / (two + em)
+            z[k] = t if v >= zero else -t
     elif activation == ACT_RELU:
         for k in range(z.size):
             z[k] = zero if z[k] < zero else z[k]
@@ -386,10 +454,12 @@ def batchnorm_inference(Z, gamma, beta, eps, running_mean, running_var):
     """Inference-mode batch normalisation with the running statistics, in place."""
     T = Z.dtype.type
     n, m = Z.shape
+    inv_std = np.empty(m, Z.dtype)
+    for j in range(m):
+        inv_std[j] = T(1.0) / np.sqrt(running_var[j] + T(eps))
     for i in range(n):
         for j in range(m):
-            inv = T(1.0) / np.sqrt(running_var[j] + T(eps))
-            Z[i, j] = gamma[j] * ((Z[i, j] - running_mean[j]) * inv) + beta[j]
+            Z[i, j] = gamma[j] * ((Z[i, j] - running_mean[j]) * inv_std[j]) + beta[j]
 
 
 @njit(**_JIT)
@@ -425,9 +495,9 @@ def output_loss(Z, Y, activation, D):
     """Output activation, loss and output delta in one pass.
 
     ``Z`` (pre-activation of the output layer) is replaced in place by the network output
-    ``P`` (softmax, logistic or identity) and ``D = P - Y`` (the gradient of the summed loss
-    with respect to ``Z``, canonical link). Softmax uses log-sum-exp and binary CE the
-    softplus form, so any finite ``Z`` gives finite outputs.
+    ``P`` (softmax, logistic or identity) and ``D = (P - Y) / n_rows``, the gradient of the
+    mean loss with respect to ``Z`` (canonical link). Softmax uses log-sum-exp and binary CE
+    the softplus form, so any finite ``Z`` gives finite outputs.
 
     Returns
     -------
@@ -439,6 +509,7 @@ def output_loss(Z, Y, activation, D):
     T = Z.dtype.type
     zero, one = T(0.0), T(1.0)
     n, m = Z.shape
+    inv_n = one / T(n)
     total = 0.0
     if activation == ACT_SOFTMAX:
         for i in range(n):
@@ -448,15 +519,16 @@ def output_loss(Z, Y, activation, D):
                     mx = Z[i, j]
             s = zero
             for j in range(m):
-                s += _exp_nonpos(Z[i, j] - mx)
+                e = _exp_nonpos(Z[i, j] - mx)
+                D[i, j] = e  # D holds exp(z - max) until the last pass
+                s += e
             lse = mx + np.log(s)
             row = zero
             for j in range(m):
-                z = Z[i, j]
-                row += Y[i, j] * (lse - z)
-                p = _exp_nonpos(z - mx) / s
+                row += Y[i, j] * (lse - Z[i, j])
+                p = D[i, j] / s
                 Z[i, j] = p
-                D[i, j] = p - Y[i, j]
+                D[i, j] = (p - Y[i, j]) * inv_n
             total += row
     elif activation == ACT_LOGISTIC:
         for i in range(n):
@@ -468,14 +540,14 @@ def output_loss(Z, Y, activation, D):
                 row += (z if z > zero else zero) - Y[i, j] * z + np.log1p(e)
                 p = (one if z >= zero else e) / (one + e)
                 Z[i, j] = p
-                D[i, j] = p - Y[i, j]
+                D[i, j] = (p - Y[i, j]) * inv_n
             total += row
     else:  # identity: squared error
         for i in range(n):
             row = zero
             for j in range(m):
                 d = Z[i, j] - Y[i, j]
-                D[i, j] = d
+                D[i, j] = d * inv_n
                 row += d * d
             total += 0.5 * row
     return total / n
@@ -511,8 +583,8 @@ def activation_backward(H, activation, M, D):
 def batchnorm_backward(D, xhat, inv_std, gamma, grad_gamma, grad_beta):
     """Backward of training-mode batch norm, in place on ``D`` (rows = samples).
 
-    ``D`` holds dL/d(gamma*xhat+beta) of the summed loss; on exit dL/dZ. Writes the
-    gradients of the mean loss: ``grad_gamma = sum(D*xhat)/n``, ``grad_beta = sum(D)/n``.
+    ``D`` holds dL/d(gamma*xhat+beta); on exit dL/dZ. Writes ``grad_gamma = sum(D*xhat)``
+    and ``grad_beta = sum(D)`` (column sums).
     """
     T = D.dtype.type
     n, m = D.shape
@@ -527,17 +599,14 @@ def batchnorm_backward(D, xhat, inv_std, gamma, grad_gamma, grad_beta):
         for j in range(m):
             D[i, j] = (gamma[j] * inv_std[j]) * (
                 D[i, j] - (grad_beta[j] + xhat[i, j] * grad_gamma[j]) / tn)
-    for j in range(m):
-        grad_gamma[j] = grad_gamma[j] / tn
-        grad_beta[j] = grad_beta[j] / tn
 
 
 @njit(**_JIT)
 def dense_backward(A_prev, D, W, alpha, grad_W, grad_b, D_prev):
-    """Gradients of a dense layer from its delta (dL/dZ of the summed loss).
+    """Gradients of a dense layer from its delta ``D`` (dL/dZ of the mean loss).
 
-    ``grad_W = (A_prev.T @ D + alpha * W) / n``, ``grad_b = sum(D, axis=0) / n`` (skipped
-    when ``grad_b`` has size 0) and ``D_prev = D @ W.T`` (skipped when size 0), n = rows.
+    ``grad_W = A_prev.T @ D + (alpha / n) * W``, ``grad_b = sum(D, axis=0)`` (skipped when
+    ``grad_b`` has size 0) and ``D_prev = D @ W.T`` (skipped when size 0), n = rows of D.
 
     Returns
     -------
@@ -550,32 +619,27 @@ def dense_backward(A_prev, D, W, alpha, grad_W, grad_b, D_prev):
     n = D.shape[0]
     n_in, n_out = W.shape
     np.dot(A_prev.T, D, grad_W)
-    inv_n = T(1.0) / T(n)
-    a = T(alpha)
     # per-column accumulators: the reductions vectorise without reassociation (no fastmath)
     acc_g = np.zeros(n_out)
     acc_w = np.zeros(n_out)
     if alpha != 0.0:
+        a = T(alpha / n)
         for i in range(n_in):
             for j in range(n_out):
                 w = W[i, j]
-                g = (grad_W[i, j] + a * w) * inv_n
+                g = grad_W[i, j] + a * w
                 grad_W[i, j] = g
                 acc_g[j] += np.float64(g) * np.float64(g)
                 acc_w[j] += np.float64(w) * np.float64(w)
-    else:
+    else:  # grad_W is final: one read for its norm
         for i in range(n_in):
             for j in range(n_out):
-                g = grad_W[i, j] * inv_n
-                grad_W[i, j] = g
-                acc_g[j] += np.float64(g) * np.float64(g)
+                acc_g[j] += np.float64(grad_W[i, j]) * np.float64(grad_W[i, j])
     if grad_b.size > 0:
         grad_b[:] = 0
         for i in range(n):
             for j in range(n_out):
                 grad_b[j] += D[i, j]
-        for j in range(n_out):
-            grad_b[j] *= inv_n
     if D_prev.size > 0:
         np.dot(D, W.T, D_prev)
     return np.sqrt(acc_g.sum()), acc_w.sum()
