@@ -13,10 +13,13 @@ _LAZY = {
     "BernoulliRBM": "rbm",
     "log_partition": "likelihood",
 }
+_SUBMODULES = ("datasets", "likelihood")
 __all__ = sorted(_LAZY) + ["__version__"]
 
 
 def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
     if name in _LAZY:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
@@ -25,4 +28,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))

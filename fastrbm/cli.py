@@ -5,17 +5,15 @@ import time
 
 
 def _demo(args):
-    import numpy as np
-    from sklearn.datasets import load_digits
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
     from sklearn.neural_network import BernoulliRBM as SkBernoulliRBM
     from sklearn.pipeline import make_pipeline
 
     from . import BernoulliRBM
+    from .datasets import load_digits
 
-    X, y = load_digits(return_X_y=True)
-    X = (X / 16.0).astype(np.float32)
+    X, y = load_digits()
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=0.25, random_state=args.seed, stratify=y)
     print(f"fastrbm demo: scikit-learn's digits, {X_train.shape[0]} training and "
