@@ -1,0 +1,504 @@
+"""Tests of the dense backprop engine (fastrbm._kernels.backprop) against NumPy oracles."""
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
+from threadpoolctl import threadpool_limits
+
+from fastrbm._kernels import backprop as bp
+
+from . import _reference_network as ref
+
+DTYPES = [np.float32, np.float64]
+RTOL = {np.float32: 1e-5, np.float64: 1e-12}
+HIDDEN = ["identity", "logistic", "tanh", "relu"]
+OUTPUTS = ["softmax", "logistic", "identity"]
+BN_EPS = 1e-5
+
+
+# --------------------------------------------------------------------------- helpers
+def make_net(sizes, activation, output, batch_norm, dtype, rng, scale=0.6):
+    """Random flat parameters (non-trivial gammas/betas) and BN running statistics."""
+    layout, n_params, n_state = bp.make_layout(sizes, activation, output, batch_norm)
+    theta = (rng.standard_normal(n_params) * scale).astype(dtype)
+    bn_state = np.zeros(n_state, dtype)
+    _, _, gammas, _ = bp.param_views(theta, layout)
+    means, variances = bp.bn_state_views(bn_state, layout)
+    for g, m, v in zip(gammas, means, variances):
+        if g is not None:
+            g += 1  # gamma around 1
+            m[:] = rng.standard_normal(m.size)
+            v[:] = rng.uniform(0.5, 2.0, v.size)
+    return layout, theta, bn_state
+
+
+def ref_net(theta, bn_state, layout, activation, output):
+    """Oracle network over *copies* of the flat vectors (so the kernel's are untouched)."""
+    theta, bn_state = theta.copy(), bn_state.copy()
+    coefs, intercepts, gammas, betas = bp.param_views(theta, layout)
+    means, variances = bp.bn_state_views(bn_state, layout)
+    net = ref.Net(coefs, intercepts, gammas, betas, means, variances, activation, output)
+    return net, theta, bn_state
+
+
+def make_targets(output, n, k, dtype, rng):
+    if output == "softmax":
+        return np.eye(k, dtype=dtype)[rng.integers(0, k, n)]
+    if output == "logistic":
+        return rng.integers(0, 2, (n, k)).astype(dtype)
+    return rng.standard_normal((n, k)).astype(dtype)
+
+
+def flat_grads(grads, layout, size, dtype):
+    """Oracle gradient lists packed like theta."""
+    gW, gb, gg, gbeta = grads
+    out = np.full(size, np.nan, dtype)
+    coefs, intercepts, gammas, betas = bp.param_views(out, layout)
+    for l in range(layout.shape[0]):
+        coefs[l][:] = gW[l]
+        intercepts[l][:] = gb[l]
+        if gammas[l] is not None:
+            gammas[l][:] = gg[l]
+            betas[l][:] = gbeta[l]
+    return out
+
+
+def workspace(layout, dropout, n, dtype):
+    # NaN-filled: reading a buffer before writing it shows up in the results
+    return np.full(bp.workspace_size(layout, dropout, n), np.nan, dtype)
+
+
+# --------------------------------------------------------------------------- layout
+def test_make_layout_offsets_and_views():
+    layout, n_params, n_state = bp.make_layout([3, 4, 5, 2], "relu", "softmax",
+                                               batch_norm=[True, False])
+    assert layout.dtype == np.int64 and layout.shape == (3, 8)
+    assert n_params == 3 * 4 + 4 + 2 * 4 + 4 * 5 + 5 + 5 * 2 + 2
+    assert n_state == 2 * 4
+    theta = np.arange(n_params, dtype=np.float64)
+    coefs, intercepts, gammas, betas = bp.param_views(theta, layout)
+    assert [c.shape for c in coefs] == [(3, 4), (4, 5), (5, 2)]
+    assert [b.shape for b in intercepts] == [(4,), (5,), (2,)]
+    assert gammas[0].shape == (4,) and gammas[1] is None and gammas[2] is None
+    # views tile theta exactly once
+    pieces = [a for group in (coefs, intercepts, gammas, betas) for a in group if a is not None]
+    seen = np.concatenate([p.ravel() for p in pieces])
+    assert_array_equal(np.sort(seen), theta)
+    assert list(layout[:, bp.ACT]) == [bp.ACT_RELU, bp.ACT_RELU, bp.ACT_SOFTMAX]
+    with pytest.raises(ValueError):
+        bp.make_layout([3], "relu", "softmax")
+    with pytest.raises(ValueError):
+        bp.make_layout([3, 2], "softmax", "softmax")
+    with pytest.raises(ValueError):
+        bp.make_layout([3, 4, 2], "relu", "softmax", batch_norm=[True, True])
+
+
+def test_init_batchnorm():
+    layout, n_params, n_state = bp.make_layout([3, 4, 2], "tanh", "identity", batch_norm=True)
+    theta = np.full(n_params, 7.0)
+    state = np.full(n_state, 7.0)
+    bp.init_batchnorm(theta, state, layout)
+    _, _, gammas, betas = bp.param_views(theta, layout)
+    means, variances = bp.bn_state_views(state, layout)
+    assert_array_equal(gammas[0], 1)
+    assert_array_equal(betas[0], 0)
+    assert_array_equal(means[0], 0)
+    assert_array_equal(variances[0], 1)
+    assert np.all(bp.param_views(theta, layout)[0][0] == 7.0)  # weights untouched
+
+
+# --------------------------------------------------------------------------- forward
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("output", OUTPUTS)
+@pytest.mark.parametrize("activation", HIDDEN)
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_predict_matches_reference(activation, output, dtype, batch_norm):
+    rng = np.random.default_rng(1)
+    sizes = [5, 7, 6, 3]
+    layout, theta, state = make_net(sizes, activation, output, batch_norm, dtype, rng)
+    X = rng.standard_normal((11, 5)).astype(dtype)
+    net, _, _ = ref_net(theta, state, layout, activation, output)
+    expected = ref.forward_infer(X, net, BN_EPS)
+    out = np.full((11, 3), np.nan, dtype)
+    batch = 4  # 11 rows in chunks of 4, 4, 3
+    bp.predict(X, theta, layout, state, BN_EPS, batch, workspace(layout, None, batch, dtype),
+               out)
+    assert out.dtype == dtype
+    rtol = RTOL[dtype]
+    assert_allclose(out, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+    if output != "identity":
+        assert out.min() >= 0 and out.max() <= 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_forward_train_batchnorm_dropout_matches_reference(dtype):
+    rng = np.random.default_rng(2)
+    sizes = [6, 8, 7, 4]
+    layout, theta, state = make_net(sizes, "logistic", "softmax", True, dtype, rng)
+    dropout = np.array([0.3, 0.5, 0.0])
+    X = rng.standard_normal((9, 6)).astype(dtype)
+    net, _, ref_state = ref_net(theta, state, layout, "logistic", "softmax")
+    cache = ref.forward_train(X, net, dropout, BN_EPS, 0.1, 123, 5)
+    work = workspace(layout, dropout, 9, dtype)
+    Z = bp.forward_train(X, theta, layout, state, dropout, BN_EPS, 0.1, 123, 5, work)
+    rtol = RTOL[dtype]
+    assert Z.dtype == dtype
+    assert_allclose(Z, cache["Z_out"], rtol=rtol, atol=rtol * np.abs(cache["Z_out"]).max())
+    assert_allclose(state, ref_state, rtol=rtol, atol=rtol)  # running statistics updated
+    # dropout really dropped something, and the oracle used the same masks
+    assert all((m == 0).any() for m in cache["M"])
+    # a different step draws different masks and changes the output
+    Z2 = bp.forward_train(X, theta, layout, state.copy(), dropout, BN_EPS, 0.1, 123, 6, work)
+    assert not np.allclose(Z2, cache["Z_out"])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ["logistic", "tanh", "relu", "softmax", "identity"])
+def test_bias_activation_extreme_inputs(activation, dtype):
+    """Activations stay finite and accurate over the whole range, including +-1e4."""
+    z = np.concatenate([-np.logspace(-8, 4, 60), [0.0], np.logspace(-8, 4, 60)])
+    Z = np.ascontiguousarray(np.stack([z, z[::-1]]).astype(dtype))
+    b = np.array(np.linspace(-1, 1, Z.shape[1]), dtype=dtype)
+    expected = ref.activate(Z + b, activation)
+    code = bp.ACTIVATION_CODES[activation]
+    bp.bias_activation(Z, b, code)
+    assert np.all(np.isfinite(Z))
+    tiny = np.finfo(dtype).tiny  # below it, results are subnormal: absolute check only
+    eps = np.finfo(dtype).eps
+    assert_allclose(Z, expected, rtol=4 * eps, atol=tiny)
+
+
+# --------------------------------------------------------------------------- losses
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_output_loss_overflow_safe(dtype):
+    Z = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [1e4, 1e4, -1e4]], dtype=dtype)
+    Y = np.array([[0, 1, 0], [1, 0, 0], [1, 0, 0]], dtype=dtype)
+    P, D = Z.copy(), np.empty_like(Z)
+    loss = bp.output_loss(P, Y, bp.ACT_SOFTMAX, D)
+    # row 0: -log p_1 = 2e4; row 1: log 3; row 2: log 2
+    assert np.isfinite(loss) and np.all(np.isfinite(P)) and np.all(np.isfinite(D))
+    assert_allclose(loss, (2e4 + np.log(3) + np.log(2)) / 3, rtol=1e-6)
+    assert_allclose(P.sum(axis=1), 1, rtol=1e-6)
+    assert_allclose(P[2], [0.5, 0.5, 0], atol=1e-7)
+    # binary cross-entropy: softplus form
+    P, D = Z.copy(), np.empty_like(Z)
+    loss = bp.output_loss(P, Y, bp.ACT_LOGISTIC, D)
+    expected, _, _ = ref.output_loss(Z.astype(np.float64), Y.astype(np.float64), "logistic")
+    assert np.isfinite(loss) and np.all((P >= 0) & (P <= 1))
+    assert_allclose(loss, expected, rtol=1e-6)
+    assert_allclose(loss, (4e4 + np.log(2)) / 3, rtol=1e-6)  # four saturated wrong units
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("output", OUTPUTS)
+def test_output_loss_matches_reference(output, dtype):
+    rng = np.random.default_rng(3)
+    Z = (3 * rng.standard_normal((7, 4))).astype(dtype)
+    Y = make_targets(output, 7, 4, dtype, rng)
+    loss_ref, P_ref, D_ref = ref.output_loss(Z, Y, output)
+    P, D = Z.copy(), np.empty_like(Z)
+    loss = bp.output_loss(P, Y, bp.ACTIVATION_CODES[output], D)
+    rtol = RTOL[dtype]
+    assert_allclose(loss, loss_ref, rtol=rtol)
+    assert_allclose(P, P_ref, rtol=rtol, atol=rtol)
+    assert_allclose(D, D_ref / 7, rtol=rtol, atol=rtol)  # gradient of the mean loss
+
+
+# --------------------------------------------------------------------------- backward
+LOSS_GRAD_CASES = [
+    # activation, output, batch_norm, dropout, alpha
+    ("logistic", "softmax", False, 0.0, 0.0),
+    ("tanh", "logistic", False, 0.0, 1e-2),
+    ("relu", "identity", True, 0.0, 0.0),
+    ("logistic", "softmax", True, 0.4, 1e-2),
+    ("identity", "identity", False, 0.3, 0.0),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", LOSS_GRAD_CASES)
+def test_loss_grad_matches_reference(case, dtype):
+    activation, output, batch_norm, p, alpha = case
+    rng = np.random.default_rng(4)
+    sizes = [5, 6, 4, 3]
+    layout, theta, state = make_net(sizes, activation, output, batch_norm, dtype, rng)
+    dropout = np.array([p, p, 0.0])
+    X = rng.standard_normal((8, 5)).astype(dtype)
+    Y = make_targets(output, 8, 3, dtype, rng)
+    net, _, ref_state = ref_net(theta, state, layout, activation, output)
+    loss_ref, grads_ref, norms_ref = ref.loss_grad(X, Y, net, dropout, alpha, BN_EPS, 0.1, 9, 2)
+    grad = np.full_like(theta, np.nan)
+    norms = np.full(3, np.nan)
+    loss = bp.loss_grad(X, Y, theta, layout, state, dropout, alpha, BN_EPS, 0.1, 9, 2, grad,
+                        norms, workspace(layout, dropout, 8, dtype))
+    g_ref = flat_grads(grads_ref, layout, theta.size, dtype)
+    rtol = 10 * RTOL[dtype]
+    assert grad.dtype == dtype
+    assert_allclose(loss, loss_ref, rtol=rtol)
+    assert_allclose(grad, g_ref, rtol=rtol, atol=rtol * np.abs(g_ref).max())
+    assert_allclose(norms, norms_ref, rtol=rtol)
+    assert_allclose(state, ref_state, rtol=rtol, atol=rtol)
+
+
+FD_CASES = (
+    [(a, o, False, 0.0, 0.0) for a in HIDDEN for o in OUTPUTS]  # every activation x loss
+    + [
+        ("logistic", "softmax", False, 0.0, 0.05),  # L2
+        ("logistic", "softmax", True, 0.0, 0.0),  # batch norm
+        ("relu", "identity", True, 0.0, 0.05),
+        ("tanh", "logistic", False, 0.5, 0.0),  # dropout (fixed mask: fixed seed and step)
+        ("relu", "softmax", True, 0.3, 0.05),  # everything at once
+    ]
+)
+
+
+@pytest.mark.parametrize("case", FD_CASES)
+def test_gradient_finite_differences(case):
+    activation, output, batch_norm, p, alpha = case
+    rng = np.random.default_rng(5)
+    sizes = [4, 5, 4, 3]
+    layout, theta, state = make_net(sizes, activation, output, batch_norm, np.float64, rng)
+    dropout = np.array([p, p, 0.0])
+    X = rng.standard_normal((6, 4))
+    Y = make_targets(output, 6, 3, np.float64, rng)
+    work = workspace(layout, dropout, 6, np.float64)
+    grad, norms, scratch = np.empty_like(theta), np.empty(3), np.empty_like(theta)
+
+    def loss_at(th):  # bn_momentum=0: the running statistics stay put
+        return bp.loss_grad(X, Y, th, layout, state, dropout, alpha, BN_EPS, 0.0, 3, 1,
+                            scratch, norms, work)
+
+    bp.loss_grad(X, Y, theta, layout, state, dropout, alpha, BN_EPS, 0.0, 3, 1, grad, norms,
+                 work)
+    if activation == "relu":  # keep clear of the kink, or the difference quotient is wrong
+        net, _, _ = ref_net(theta, state, layout, activation, output)
+        cache = ref.forward_train(X, net, dropout, BN_EPS, 0.0, 3, 1)
+        assert min(np.abs(z).min() for z in cache["Z"]) > 1e-4
+    h = 1e-6
+    fd = np.empty_like(theta)
+    for k in range(theta.size):
+        tp, tm = theta.copy(), theta.copy()
+        tp[k] += h
+        tm[k] -= h
+        fd[k] = (loss_at(tp) - loss_at(tm)) / (2 * h)
+    rel = np.linalg.norm(grad - fd) / max(np.linalg.norm(grad), np.linalg.norm(fd))
+    assert rel < 1e-6, rel
+    assert np.linalg.norm(grad) > 1e-3  # not a vacuous comparison of zeros
+
+
+def test_layer_norms_are_gradient_norms():
+    rng = np.random.default_rng(6)
+    layout, theta, state = make_net([5, 9, 7, 3], "tanh", "softmax", True, np.float64, rng)
+    X = rng.standard_normal((10, 5))
+    Y = make_targets("softmax", 10, 3, np.float64, rng)
+    grad, norms = np.empty_like(theta), np.full(3, np.nan)
+    dropout = np.zeros(3)
+    bp.loss_grad(X, Y, theta, layout, state, dropout, 0.1, BN_EPS, 0.1, 0, 1, grad, norms,
+                 workspace(layout, dropout, 10, np.float64))
+    coefs, intercepts, _, _ = bp.param_views(grad, layout)
+    assert_allclose(norms, [np.linalg.norm(g) for g in coefs], rtol=1e-13)
+    assert np.all(norms > 0)
+    assert_array_equal(intercepts[0], 0)  # batch-normalised layer: intercept unused
+    assert np.any(intercepts[2] != 0)
+
+
+# --------------------------------------------------------------------------- dropout
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dropout_mask(dtype):
+    mask = np.full((50, 40), np.nan, dtype)
+    bp.dropout_mask(2024, 17, 0.3, mask)
+    assert_array_equal(mask, ref.dropout_mask(2024, 17, 0.3, mask.shape, dtype))
+    assert set(np.unique(mask)) == {dtype(0), dtype(1 / 0.7)}
+    assert abs((mask == 0).mean() - 0.3) < 0.03  # 2000 draws: sd 0.01
+    other = np.empty_like(mask)
+    bp.dropout_mask(2024, 18, 0.3, other)
+    assert (other != mask).mean() > 0.2  # another stream, another mask
+    bp.dropout_mask(2024, 17, 0.0, other)
+    assert_array_equal(other, 1)
+
+
+# --------------------------------------------------------------------------- optimizers
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_step_matches_sklearn(nesterov, dtype):
+    rng = np.random.default_rng(7)
+    theta = rng.standard_normal(37).astype(dtype)
+    expected = theta.copy()
+    opt = SGDOptimizer([expected], learning_rate_init=0.05, momentum=0.9, nesterov=nesterov)
+    velocity = np.zeros_like(theta)
+    for _ in range(4):
+        grad = rng.standard_normal(37).astype(dtype)
+        opt.update_params([expected], [grad])
+        bp.sgd_step(theta, grad, velocity, 0.05, 0.9, nesterov)
+    assert theta.dtype == dtype
+    # same operations in the same order: bitwise equal
+    assert_array_equal(theta, expected)
+    assert_array_equal(velocity, opt.velocities[0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adam_step_matches_sklearn(dtype):
+    rng = np.random.default_rng(8)
+    theta = rng.standard_normal(37).astype(dtype)
+    expected = theta.copy()
+    opt = AdamOptimizer([expected], learning_rate_init=0.01, beta_1=0.8, beta_2=0.99,
+                        epsilon=1e-7)
+    m, v = np.zeros_like(theta), np.zeros_like(theta)
+    for t in range(1, 6):
+        grad = rng.standard_normal(37).astype(dtype)
+        opt.update_params([expected], [grad])
+        bp.adam_step(theta, grad, m, v, 0.01, 0.8, 0.99, 1e-7, t)
+    assert theta.dtype == dtype
+    assert_allclose(theta, expected, rtol=2 * np.finfo(dtype).eps, atol=0)
+    assert_allclose(m, opt.ms[0], rtol=2 * np.finfo(dtype).eps)
+    assert_allclose(v, opt.vs[0], rtol=2 * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_clip_by_global_norm(dtype):
+    rng = np.random.default_rng(9)
+    grad = rng.standard_normal(1000).astype(dtype)  # not a multiple of the 64-lane blocks
+    norm = np.linalg.norm(grad.astype(np.float64))
+    g = grad.copy()
+    assert_allclose(bp.clip_by_global_norm(g, 0.0), norm, rtol=1e-12)
+    assert_array_equal(g, grad)  # max_norm <= 0: off
+    assert_allclose(bp.clip_by_global_norm(g, 2 * norm), norm, rtol=1e-12)
+    assert_array_equal(g, grad)  # below the threshold: untouched
+    bp.clip_by_global_norm(g, 1.5)
+    assert g.dtype == dtype
+    assert_allclose(np.linalg.norm(g.astype(np.float64)), 1.5, rtol=RTOL[dtype] * 10)
+    assert_allclose(g, grad * (1.5 / norm), rtol=RTOL[dtype] * 10)
+
+
+# --------------------------------------------------------------------------- epoch loop
+EPOCH_CASES = [
+    # activation, output, batch_norm, dropout, alpha, optimizer, max_norm
+    ("logistic", "softmax", False, 0.0, 1e-3, "sgd-nesterov", 0.0),
+    ("relu", "identity", True, 0.2, 0.0, "adam", 0.5),
+    ("tanh", "logistic", False, 0.0, 1e-2, "sgd", 0.0),
+]
+
+
+def _run_both(case, dtype, rng):
+    activation, output, batch_norm, p, alpha, opt_name, max_norm = case
+    sizes = [6, 8, 5, 3]
+    layout, theta, state = make_net(sizes, activation, output, batch_norm, dtype, rng, 0.4)
+    dropout = np.array([p, p, 0.0])
+    X = rng.standard_normal((37, 6)).astype(dtype)
+    Y = make_targets(output, 37, 3, dtype, rng)
+    perm = rng.permutation(37)
+    batch = 8  # 4 full batches and one of 5
+    net, ref_theta, ref_state = ref_net(theta, state, layout, activation, output)
+    params = ref.params_list(net)
+    if opt_name == "adam":
+        ref_opt = AdamOptimizer(params, learning_rate_init=0.01)
+        code, lr = bp.OPT_ADAM, 0.01
+    else:
+        ref_opt = SGDOptimizer(params, learning_rate_init=0.05, momentum=0.9,
+                               nesterov=opt_name == "sgd-nesterov")
+        code, lr = bp.OPT_SGD, 0.05
+    s1, s2 = np.zeros_like(theta), np.zeros_like(theta)
+    grad, norms = np.empty_like(theta), np.full(3, np.nan)
+    work = workspace(layout, dropout, batch, dtype)
+    results = []
+    for epoch in range(2):
+        t0 = 5 * epoch
+        loss, t = bp.run_epoch(X, Y, perm, batch, theta, layout, state, dropout, alpha, BN_EPS,
+                               0.1, 77, code, lr, 0.9, opt_name == "sgd-nesterov", 0.9, 0.999,
+                               1e-8, max_norm, t0, s1, s2, grad, work, norms)
+        ref_loss, ref_norms, ref_t = ref.run_epoch(X, Y, perm, batch, net, dropout, alpha,
+                                                   BN_EPS, 0.1, 77, ref_opt, max_norm, t0)
+        results.append((loss, norms.copy(), t, ref_loss, ref_norms, ref_t))
+    return theta, state, ref_theta, ref_state, results
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", EPOCH_CASES)
+def test_run_epoch_matches_reference(case, dtype):
+    rng = np.random.default_rng(10)
+    theta, state, ref_theta, ref_state, results = _run_both(case, dtype, rng)
+    rtol = {np.float32: 2e-4, np.float64: 1e-10}[dtype]
+    for loss, norms, t, ref_loss, ref_norms, ref_t in results:
+        assert t == ref_t
+        assert_allclose(loss, ref_loss, rtol=rtol)
+        assert_allclose(norms, ref_norms, rtol=rtol)
+    assert theta.dtype == dtype
+    assert_allclose(theta, ref_theta, rtol=rtol, atol=rtol * np.abs(ref_theta).max())
+    assert_allclose(state, ref_state, rtol=rtol, atol=rtol)
+    assert not np.array_equal(results[0][0], results[1][0])  # training happened
+
+
+def test_run_epoch_deterministic_and_blas_thread_independent():
+    """Same inputs, bitwise-same outputs; 1 or 2 BLAS threads (shapes big enough for
+    OpenBLAS to split the GEMMs) also give bitwise-same results."""
+    rng = np.random.default_rng(11)
+    layout, theta0, state0 = make_net([128, 256, 64, 10], "logistic", "softmax", True,
+                                      np.float64, rng, 0.1)
+    dropout = np.array([0.2, 0.1, 0.0])
+    X = rng.standard_normal((300, 128))
+    Y = make_targets("softmax", 300, 10, np.float64, rng)
+    perm = rng.permutation(300)
+
+    def train(threads):
+        theta, state = theta0.copy(), state0.copy()
+        s1, s2 = np.zeros_like(theta), np.zeros_like(theta)
+        grad, norms = np.empty_like(theta), np.empty(3)
+        work = workspace(layout, dropout, 100, np.float64)
+        with threadpool_limits(threads):
+            loss, _ = bp.run_epoch(X, Y, perm, 100, theta, layout, state, dropout, 1e-3,
+                                   BN_EPS, 0.1, 5, bp.OPT_ADAM, 1e-3, 0.9, True, 0.9, 0.999,
+                                   1e-8, 1.0, 0, s1, s2, grad, work, norms)
+        return theta, state, loss, norms
+
+    a, b, c = train(1), train(1), train(2)
+    for x, y, z in zip(a, b, c):
+        assert_array_equal(x, y)
+        assert_array_equal(x, z)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_smoke_training_reduces_loss(dtype):
+    """Three Gaussian blobs: a few epochs of SGD drive the loss down and fit the data."""
+    rng = np.random.default_rng(12)
+    centers = np.array([[3.0, 0.0], [-3.0, 0.0], [0.0, 3.0]])
+    y = rng.integers(0, 3, 300)
+    X = (centers[y] + rng.standard_normal((300, 2))).astype(dtype)
+    Y = np.eye(3, dtype=dtype)[y]
+    layout, n_params, n_state = bp.make_layout([2, 16, 3], "relu", "softmax")
+    theta = np.zeros(n_params, dtype)
+    coefs, _, _, _ = bp.param_views(theta, layout)
+    for W in coefs:
+        W[:] = rng.uniform(-0.5, 0.5, W.shape)
+    state, dropout = np.zeros(n_state, dtype), np.zeros(2)
+    velocity, grad, norms = np.zeros_like(theta), np.empty_like(theta), np.empty(2)
+    work = workspace(layout, dropout, 20, dtype)
+    losses, t = [], 0
+    for epoch in range(8):
+        loss, t = bp.run_epoch(X, Y, rng.permutation(300), 20, theta, layout, state, dropout,
+                               1e-4, BN_EPS, 0.1, 0, bp.OPT_SGD, 0.05, 0.9, True, 0.9, 0.999,
+                               1e-8, 0.0, t, velocity, theta[:0], grad, work, norms)
+        losses.append(loss)
+    assert t == 8 * 15
+    assert losses[-1] < 0.25 * losses[0], losses
+    out = np.empty((300, 3), dtype)
+    bp.predict(X, theta, layout, state, BN_EPS, 20, work, out)
+    assert (out.argmax(axis=1) == y).mean() > 0.95
+
+
+def test_float32_kernels_do_not_upcast():
+    """No float->double conversion in the float32 elementwise kernels: a stray Python float
+    constant or a float64 library call would show up as an ``fpext`` in the LLVM IR."""
+    from numba import njit, types
+
+    arr2 = types.Array(types.float32, 2, "C")
+    arr1 = types.Array(types.float32, 1, "C")
+    cases = [
+        (bp.bias_activation, (arr2, arr1, types.int64)),
+        (bp.activation_backward, (arr2, types.int64, arr2, arr2)),
+        (bp.sgd_step, (arr1, arr1, arr1, types.float64, types.float64, types.boolean)),
+    ]
+    for dispatcher, sig in cases:
+        fresh = njit(sig, error_model="numpy")(dispatcher.py_func)  # uncached: IR available
+        ir = fresh.inspect_llvm(sig)
+        assert "fpext float" not in ir, dispatcher.__name__
+        assert "float" in ir
