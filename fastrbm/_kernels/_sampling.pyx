@@ -399,14 +399,15 @@ cdef void _update_hidden_block(
 
 
 cdef void _update_visible_bias(
-        Py_ssize_t nv, floating *b, floating *b_vel, floating *gb,
-        const floating *V0, Py_ssize_t n, const floating *Vneg, Py_ssize_t n_neg,
-        bint plain, floating lr, floating mom) noexcept nogil:
+        Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t nv, floating *b, floating *b_vel,
+        floating *gb, const floating *V0, Py_ssize_t n, const floating *Vneg,
+        Py_ssize_t n_neg, bint plain, floating lr, floating mom) noexcept nogil:
+    """Update the visible biases b[j0:j1] (gb is scratch of the same length as b)."""
     cdef Py_ssize_t j
-    memset(gb, 0, nv * sizeof(floating))
-    _add_colsum(V0, n, nv, nv, <floating> (1.0 / n), gb)
-    _add_colsum(Vneg, n_neg, nv, nv, <floating> (-1.0 / n_neg), gb)
-    for j in range(nv):
+    memset(gb + j0, 0, (j1 - j0) * sizeof(floating))
+    _add_colsum(V0 + j0, n, nv, j1 - j0, <floating> (1.0 / n), gb + j0)
+    _add_colsum(Vneg + j0, n_neg, nv, j1 - j0, <floating> (-1.0 / n_neg), gb + j0)
+    for j in range(j0, j1):
         if plain:
             b[j] += lr * gb[j]
         else:
@@ -451,6 +452,7 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
     cdef Py_ssize_t n_chains = chain.shape[0]
     cdef bint plain = momentum == 0 and weight_decay == 0 and sparsity_cost == 0
     cdef Py_ssize_t start, n, n_neg, blk, size = _block_size(nh, max(n_blocks, 1)), n_hblocks
+    cdef Py_ssize_t vsize, n_vblocks, n_tasks
     cdef int step
     cdef bint sample_h
 
@@ -488,7 +490,12 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
     cdef floating *q = NULL
     if not plain:
         Wv, bv, cv, q = &W_vel[0, 0], &b_vel[0], &c_vel[0], &q_hidden[0]
+    # Update tasks: task t updates hidden block t (its weights and biases) and visible
+    # bias block t, so every task has a share of both and the threads stay balanced.
     n_hblocks = (nh + size - 1) // size
+    vsize = _block_size(nv, max(n_blocks, 1))
+    n_vblocks = (nv + vsize - 1) // vsize
+    n_tasks = max(n_hblocks, n_vblocks)
 
     with nogil:
         start = 0
@@ -530,11 +537,12 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
             if not plain and sparsity_cost != 0:
                 memset(&vmean[0], 0, nv * sizeof(floating))
                 _add_colsum(V0, n, nv, nv, <floating> (1.0 / n), &vmean[0])
-            for blk in prange(n_hblocks + 1, num_threads=n_threads, schedule="static"):
-                if blk == n_hblocks:
-                    _update_visible_bias(nv, &b[0], bv, &gb[0], V0, n, &Vneg[0, 0], n_neg,
-                                         plain, learning_rate, momentum)
-                else:
+            for blk in prange(n_tasks, num_threads=n_threads, schedule="static"):
+                if blk < n_vblocks:
+                    _update_visible_bias(blk * vsize, min(nv, (blk + 1) * vsize), nv, &b[0],
+                                         bv, &gb[0], V0, n, &Vneg[0, 0], n_neg, plain,
+                                         learning_rate, momentum)
+                if blk < n_hblocks:
                     _update_hidden_block(
                         blk * size, min(nh, (blk + 1) * size), nv, nh, &W[0, 0], &c[0],
                         Wv, cv, &G[0, 0], q, &vmean[0], V0, &Hpos[0, 0], n, &Vneg[0, 0],
