@@ -10,7 +10,7 @@ from sklearn.utils.validation import check_array
 from threadpoolctl import threadpool_limits
 
 from ._kernels import _sampling
-from ._utils import draw_seed, engine_threads, n_threads_for, softplus
+from ._utils import draw_seed, engine_threads, softplus
 
 __all__ = ["log_partition", "ais_betas"]
 
@@ -130,9 +130,9 @@ def log_partition(model, method="exact", *, n_chains=100, n_betas=10000, betas=N
     log_w = np.empty(n_chains, np.float64)
     seed = draw_seed(check_random_state(random_state))
     with threadpool_limits(limits=1, user_api="blas"):
+        work = n_chains * W.shape[0] * W.shape[1]
         _sampling.ais_log_weights(W, b, c, b_base, betas, log_w, seed, 0,
-                                  n_threads_for(None),
-                                  engine_threads(n_jobs, n_chains * W.shape[0] * W.shape[1]))
+                                  engine_threads(None, work), engine_threads(n_jobs, work))
     log_z_base = W.shape[0] * np.log(2.0) + float(softplus(b_base.astype(np.float64)).sum())
     log_mean_w = logsumexp(log_w) - np.log(n_chains)
     log_z = float(log_z_base + log_mean_w)

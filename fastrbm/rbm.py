@@ -22,14 +22,16 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from ._kernels import _sampling
-from ._utils import draw_seed, engine_threads, n_threads_for, softplus
+from ._utils import draw_seed, engine_threads, softplus
 
 __all__ = ["BernoulliRBM"]
 
-def _engine_blocks():
-    """Blocks per layer in the Gibbs engine: one per core of this machine. It must not
-    depend on n_jobs, or the model would (OpenBLAS rounds differently per partition)."""
-    return n_threads_for(None)
+def _engine_blocks(work_per_batch):
+    """Blocks per layer in the Gibbs engine: as many as the threads ``n_jobs=None`` would
+    use for this shape. It must depend on the shape and the machine only, never on n_jobs,
+    or the model would (OpenBLAS rounds differently per partition); small layers get one
+    block, as every extra BLAS call costs microseconds there."""
+    return engine_threads(None, work_per_batch)
 
 
 # Rows used for the per-epoch reconstruction error (evenly spaced, so it is cheap on large
@@ -233,8 +235,8 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     def _run_epochs(self, X, n_epochs):
         """Run ``n_epochs`` passes of CD/PCD over X, recording the history."""
-        n_threads = self._threads(self.batch_size * self.n_components * X.shape[1])
-        n_blocks = _engine_blocks()
+        work = self.batch_size * self.n_components * X.shape[1]
+        n_threads, n_blocks = self._threads(work), _engine_blocks(work)
         if sp.issparse(X):
             args = (np.empty((0, X.shape[1]), X.dtype), X.data, X.indices, X.indptr, True)
         else:
@@ -420,7 +422,8 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         with threadpool_limits(limits=1, user_api="blas"):
             _sampling.gibbs_chain(v, h, self.components_, self.intercept_visible_,
                                   self.intercept_hidden_, n_steps, self._rng_seed, counter,
-                                  _engine_blocks(), self._threads(v.size * self.n_components))
+                                  _engine_blocks(v.size * self.n_components),
+                                  self._threads(v.size * self.n_components))
         return v
 
     def sample(self, n_samples=1, n_steps=1000):

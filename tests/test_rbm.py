@@ -111,7 +111,7 @@ def test_float32_preserved_and_float64_on_request(digits):
 @pytest.mark.parametrize("persistent", [True, False])
 def test_same_seed_same_model_for_any_thread_count(digits, persistent):
     X, _ = digits
-    kw = dict(n_components=96, batch_size=32, n_iter=2, random_state=3, momentum=0.5,
+    kw = dict(n_components=256, batch_size=256, n_iter=2, random_state=3, momentum=0.5,
               persistent=persistent)
     models = [BernoulliRBM(n_jobs=n, **kw).fit(X) for n in (1, 2, 1)]
     for m in models[1:]:

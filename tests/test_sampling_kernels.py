@@ -132,13 +132,14 @@ CD_SETTINGS = [
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n_threads", THREADS)
 @pytest.mark.parametrize("settings", CD_SETTINGS, ids=str)
-def test_cd_epoch_matches_oracle(dtype, n_threads, settings):
-    X, W, b, c = _problem(dtype)
+@pytest.mark.parametrize("batch_size", [5, 40])  # small batches take the transposed-W path
+def test_cd_epoch_matches_oracle(dtype, n_threads, settings, batch_size):
+    X, W, b, c = _problem(dtype, n=83)
     nh, nv = W.shape
     chain = (np.random.default_rng(4).random((5, nh)) < 0.5).astype(dtype)
     vel = [np.zeros_like(W), np.zeros_like(b), np.zeros_like(c)]
     q = np.full(nh, 0.1, dtype)
-    kw = dict(batch_size=5, learning_rate=0.1, seed=2024, counter=17, **settings)
+    kw = dict(batch_size=batch_size, learning_rate=0.1, seed=2024, counter=17, **settings)
     got = _run_kernel(X, W, b, c, chain, vel, q, n_threads=n_threads, **kw)
     f64 = lambda a: a.astype(np.float64)  # noqa: E731
     want = ref.cd_epoch(f64(X), f64(W), f64(b), f64(c), f64(chain), [f64(v) for v in vel],

@@ -109,14 +109,20 @@ cdef void _activate(floating *P, Py_ssize_t ld, floating scale, const floating *
 
 
 cdef void _up(const floating *V, Py_ssize_t n, Py_ssize_t nv, const floating *W,
-              Py_ssize_t nh, const floating *c, floating *P, floating *S, uint64_t seed,
-              uint64_t counter, int n_blocks, int n_threads) noexcept nogil:
-    """Hidden layer given visible rows V (n, nv): P = sigmoid(V W^T + c), S ~ P if S."""
+              const floating *WT, Py_ssize_t nh, const floating *c, floating *P, floating *S,
+              uint64_t seed, uint64_t counter, int n_blocks, int n_threads) noexcept nogil:
+    """Hidden layer given visible rows V (n, nv): P = sigmoid(V W^T + c), S ~ P if S.
+    With WT (the transpose of W, (nv, nh)) not NULL, the product is V @ WT instead: for
+    few rows OpenBLAS packs W^T anew at every V @ W^T call, which then costs as much as the
+    product, while V @ WT goes to its small-matrix kernel without packing."""
     cdef Py_ssize_t size = _block_size(nh, n_blocks), blk, j0, j1
     for blk in prange((nh + size - 1) // size, num_threads=n_threads, schedule="static"):
         j0 = blk * size
         j1 = min(nh, j0 + size)
-        _gemm(c'N', c'T', n, j1 - j0, nv, 1, V, nv, W + j0 * nv, nv, 0, P + j0, nh)
+        if WT != NULL:
+            _gemm(c'N', c'N', n, j1 - j0, nv, 1, V, nv, WT + j0, nh, 0, P + j0, nh)
+        else:
+            _gemm(c'N', c'T', n, j1 - j0, nv, 1, V, nv, W + j0 * nv, nv, 0, P + j0, nh)
         _activate(P + j0, nh, 1, c + j0, S + j0 if S != NULL else NULL, n, j1 - j0, j0,
                   seed, counter)
 
@@ -133,6 +139,17 @@ cdef void _down(const floating *H, Py_ssize_t n, Py_ssize_t nh, const floating *
         _gemm(c'N', c'N', n, j1 - j0, nh, 1, H, nh, W + j0, nv, 0, P + j0, nv)
         _activate(P + j0, nv, scale, b + j0, S + j0 if S != NULL else NULL, n, j1 - j0, j0,
                   seed, counter)
+
+
+cdef void _transpose_rows(const floating *W, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t nv,
+                          Py_ssize_t nh, floating *WT) noexcept nogil:
+    """WT[:, i0:i1] = W[i0:i1, :].T, in 32 x 32 tiles (W is (nh, nv), WT is (nv, nh))."""
+    cdef Py_ssize_t r0, c0, r, col
+    for r0 in range(i0, i1, 32):
+        for c0 in range(0, nv, 32):
+            for col in range(c0, min(c0 + 32, nv)):
+                for r in range(r0, min(r0 + 32, i1)):
+                    WT[col * nh + r] = W[r * nv + col]
 
 
 cdef void _add_colsum(const floating *A, Py_ssize_t rows, Py_ssize_t ld, Py_ssize_t cols,
@@ -243,7 +260,7 @@ def gibbs_chain(floating[:, ::1] v, floating[:, ::1] h, const floating[:, ::1] W
     cdef floating[:, ::1] vp = v_prob if v_prob is not None else np.empty((n, nv), dtype)
     with nogil:
         for step in range(n_steps):
-            _up(&v[0, 0], n, nv, &W[0, 0], nh, &c[0], &hp[0, 0], &h[0, 0], seed, counter,
+            _up(&v[0, 0], n, nv, &W[0, 0], NULL, nh, &c[0], &hp[0, 0], &h[0, 0], seed, counter,
                 n_blocks, n_threads)
             _down(&h[0, 0], n, nh, &W[0, 0], nv, 1, &b[0], &vp[0, 0], &v[0, 0], seed,
                   counter + 1, n_blocks, n_threads)
@@ -483,6 +500,10 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
     cdef floating[:, ::1] G = np.empty((1 if plain else nh, nv), dtype)
     cdef floating[::1] gb = np.empty(nv, dtype)
     cdef floating[::1] vmean = np.zeros(nv, dtype)
+    # Small mini-batches use a transposed copy of W for V @ W^T (see _up); the rule depends
+    # on the shape only, so results still do not depend on the thread count.
+    cdef floating[:, ::1] WT_buf = np.empty((nv if batch_size <= 32 else 0, nh), dtype)
+    cdef floating *WT = &WT_buf[0, 0] if batch_size <= 32 else NULL
     cdef floating *V0
     cdef floating *Wv = NULL
     cdef floating *bv = NULL
@@ -498,6 +519,8 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
     n_tasks = max(n_hblocks, n_vblocks)
 
     with nogil:
+        if WT != NULL:
+            _transpose_rows(&W[0, 0], 0, nh, nv, nh, WT)
         start = 0
         while start < n_samples:
             n = min(batch_size, n_samples - start)
@@ -510,7 +533,7 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
                 V0 = <floating *> &X[start, 0]
 
             # Positive phase: hidden probabilities given the data (and a sample for CD).
-            _up(V0, n, nv, &W[0, 0], nh, &c[0], &Hpos[0, 0],
+            _up(V0, n, nv, &W[0, 0], WT, nh, &c[0], &Hpos[0, 0],
                 NULL if persistent else &Hs[0, 0], seed, counter, n_blocks, n_threads)
             if persistent:
                 n_neg = n_chains
@@ -525,7 +548,7 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
                       seed, counter, n_blocks, n_threads)
                 counter += 1
                 sample_h = persistent or step < k - 1
-                _up(&Vneg[0, 0], n_neg, nv, &W[0, 0], nh, &c[0], &Hneg[0, 0],
+                _up(&Vneg[0, 0], n_neg, nv, &W[0, 0], WT, nh, &c[0], &Hneg[0, 0],
                     &Hs[0, 0] if sample_h else NULL, seed, counter, n_blocks, n_threads)
                 if sample_h:
                     counter += 1
@@ -548,6 +571,9 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
                         Wv, cv, &G[0, 0], q, &vmean[0], V0, &Hpos[0, 0], n, &Vneg[0, 0],
                         &Hneg[0, 0], n_neg, plain, learning_rate, momentum, weight_decay,
                         sparsity_target, sparsity_cost, 0.9)
+                    if WT != NULL:
+                        _transpose_rows(&W[0, 0], blk * size, min(nh, (blk + 1) * size), nv,
+                                        nh, WT)
             start += n
     return counter
 
