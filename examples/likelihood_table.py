@@ -23,13 +23,13 @@ ALGORITHMS = [("CD-1", dict(k=1, persistent=False)),
               ("PCD-1", dict(k=1, persistent=True))]
 
 
-def datasets(quick):
+def datasets(quick, learning_rate):
     X, _ = load_digits(binarize=True)
     rng = np.random.default_rng(0)
     order = rng.permutation(len(X))
     yield ("binarised digits (1437 train / 360 test, 8x8)", X[order[:1437]], X[order[1437:]],
            dict(n_components=100, batch_size=10, n_iter=30 if quick else 100,
-                learning_rate=0.05))
+                learning_rate=learning_rate))
     try:
         (X_train, _), (X_test, _) = load_fashion_mnist(binarize=True)
     except FileNotFoundError as exc:
@@ -39,19 +39,21 @@ def datasets(quick):
         X_train = X_train[:10000]
     yield (f"binarised Fashion-MNIST ({len(X_train)} train / 10000 test, 28x28)", X_train,
            X_test, dict(n_components=500, batch_size=100, n_iter=3 if quick else 10,
-                        learning_rate=0.05))
+                        learning_rate=learning_rate))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer epochs and betas")
+    parser.add_argument("--learning-rate", type=float, default=0.05,
+                        help="learning rate of every model (0.05); momentum is 0.5")
     args = parser.parse_args()
     n_betas = 2000 if args.quick else 10000
     print(f"AIS: 100 chains x {n_betas} inverse temperatures, base-rate model from the "
-          "training data\n")
+          f"training data; learning rate {args.learning_rate}, momentum 0.5\n")
     print("| data | algorithm | epochs | train time | test log-likelihood | log Z |")
     print("|---|---|---|---|---|---|")
-    for name, X_train, X_test, params in datasets(args.quick):
+    for name, X_train, X_test, params in datasets(args.quick, args.learning_rate):
         for label, algo in ALGORITHMS:
             model = BernoulliRBM(random_state=0, momentum=0.5, **params, **algo)
             start = time.perf_counter()
