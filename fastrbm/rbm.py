@@ -233,6 +233,20 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.n_iter_ = 0
         self.history_ = {"reconstruction_error": [], "time": []}
 
+    _STATE = ("components_", "intercept_visible_", "intercept_hidden_", "h_samples_",
+              "_q_hidden")
+
+    def _training_state(self):
+        """Copies of everything an epoch changes in place (cheap next to an epoch)."""
+        return ({name: getattr(self, name).copy() for name in self._STATE},
+                [v.copy() for v in self._velocity])
+
+    def _restore_training_state(self, state):
+        arrays, velocity = state
+        for name, value in arrays.items():
+            setattr(self, name, value)
+        self._velocity = velocity
+
     def _run_epochs(self, X, n_epochs):
         """Run ``n_epochs`` passes of CD/PCD over X, recording the history."""
         work = self.batch_size * self.n_components * X.shape[1]
@@ -250,8 +264,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         with threadpool_limits(limits=1, user_api="blas"):
             for _ in range(n_epochs):
                 start = time.perf_counter()
-                backup = (self.components_.copy(), self.intercept_visible_.copy(),
-                          self.intercept_hidden_.copy())
+                backup = self._training_state()
                 try:
                     self._rng_counter = _sampling.cd_epoch(
                         *args, self.components_, self.intercept_visible_,
@@ -262,6 +275,9 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                         self._rng_counter, n_blocks, n_threads,
                     )
                 except KeyboardInterrupt:
+                    # The compiled epoch runs to its end before Python sees the signal, so
+                    # roll it back: the model is then exactly n_iter_ completed epochs.
+                    self._restore_training_state(backup)
                     warnings.warn(
                         f"{type(self).__name__}: training interrupted; the model holds the "
                         f"weights after {self.n_iter_} completed epochs.",
@@ -271,8 +287,7 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 if not (np.isfinite(self.components_).all()
                         and np.isfinite(self.intercept_visible_).all()
                         and np.isfinite(self.intercept_hidden_).all()):
-                    (self.components_, self.intercept_visible_,
-                     self.intercept_hidden_) = backup
+                    self._restore_training_state(backup)
                     raise FloatingPointError(
                         f"{type(self).__name__} diverged in epoch {self.n_iter_ + 1}: the "
                         "weights became non-finite (restored to the previous epoch). Lower "

@@ -318,3 +318,29 @@ def test_readonly_and_memmap_input(digits, tmp_path):
     X_mm = np.load(tmp_path / "X.npy", mmap_mode="r")
     for data in (X_ro, X_mm):
         np.testing.assert_array_equal(BernoulliRBM(**kw).fit(data).components_, expected)
+
+
+def test_keyboard_interrupt_keeps_the_completed_epochs(digits, monkeypatch):
+    # Ctrl-C reaches Python when the compiled epoch returns; that epoch is rolled back.
+    from fastrbm import rbm as rbm_module
+
+    X, _ = digits
+    kw = dict(n_components=8, random_state=0, momentum=0.5)
+    one_epoch = BernoulliRBM(n_iter=1, **kw).fit(X)
+    real_epoch, calls = rbm_module._sampling.cd_epoch, []
+
+    def interrupted_on_second_call(*args):
+        calls.append(1)
+        result = real_epoch(*args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return result
+
+    monkeypatch.setattr(rbm_module._sampling, "cd_epoch", interrupted_on_second_call)
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        m = BernoulliRBM(n_iter=5, **kw).fit(X)
+    assert m.n_iter_ == 1
+    np.testing.assert_array_equal(m.components_, one_epoch.components_)
+    np.testing.assert_array_equal(m.h_samples_, one_epoch.h_samples_)
+    monkeypatch.undo()
+    m.partial_fit(X)  # still usable
