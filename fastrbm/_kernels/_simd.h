@@ -149,7 +149,8 @@ static inline double frb_softplus(double y)
 
 
 /* The row kernels, once for float (suffix _f32) and once for double (_f64): _simd_rows.h
- * is a template instantiated by including it with T and the scalar helpers defined. */
+ * is a template instantiated by including it with T and the scalar helpers defined; it
+ * undefines them at its end. */
 #define FRB_LANES 16
 #define T float
 #define FRB_NAME(name) frb_##name##_f32
@@ -159,13 +160,6 @@ static inline double frb_softplus(double y)
 #define FRB_ONE 1.0f
 #define FRB_2POW_M24 0x1p-24f
 #include "_simd_rows.h"
-#undef T
-#undef FRB_NAME
-#undef FRB_EXP
-#undef FRB_SOFTPLUS
-#undef FRB_LOG1P_UNIT
-#undef FRB_ONE
-#undef FRB_2POW_M24
 #define T double
 #define FRB_NAME(name) frb_##name##_f64
 #define FRB_EXP frb_exp
@@ -174,12 +168,5 @@ static inline double frb_softplus(double y)
 #define FRB_ONE 1.0
 #define FRB_2POW_M24 0x1p-24
 #include "_simd_rows.h"
-#undef T
-#undef FRB_NAME
-#undef FRB_EXP
-#undef FRB_SOFTPLUS
-#undef FRB_LOG1P_UNIT
-#undef FRB_ONE
-#undef FRB_2POW_M24
 
 #endif

@@ -86,3 +86,12 @@ FRB_CLONES static double FRB_NAME(dot)(const T *x, const T *y, ptrdiff_t n)
         total += lane[l];
     return total;
 }
+
+/* The template parameters, undefined for the next instantiation. */
+#undef T
+#undef FRB_NAME
+#undef FRB_EXP
+#undef FRB_SOFTPLUS
+#undef FRB_LOG1P_UNIT
+#undef FRB_ONE
+#undef FRB_2POW_M24
