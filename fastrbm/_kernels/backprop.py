@@ -351,6 +351,22 @@ def _splitmix64(z):
 # Layer kernels
 # ----------------------------------------------------------------------------------------
 @njit(**_JIT)
+def _exp_shifted_row(z, out):
+    """``out = exp(z - max(z))`` (out may be z itself); returns ``(max(z), sum(out))``: the
+    overflow-safe core of softmax and log-sum-exp."""
+    mx = z[0]
+    for j in range(1, z.size):
+        if z[j] > mx:
+            mx = z[j]
+    s = z.dtype.type(0.0)
+    for j in range(z.size):
+        e = _exp_nonpos(z[j] - mx)
+        out[j] = e
+        s += e
+    return mx, s
+
+
+@njit(**_JIT)
 def bias_activation(Z, b, activation):
     """Epilogue of a dense layer: ``Z = act(Z + b)`` in place (b of size 0: no bias).
 
@@ -365,15 +381,7 @@ def bias_activation(Z, b, activation):
                 Z[i, j] += b[j]
     if activation == ACT_SOFTMAX:
         for i in range(n):
-            mx = Z[i, 0]
-            for j in range(1, m):
-                if Z[i, j] > mx:
-                    mx = Z[i, j]
-            s = zero
-            for j in range(m):
-                e = _exp_nonpos(Z[i, j] - mx)
-                Z[i, j] = e
-                s += e
+            _, s = _exp_shifted_row(Z[i], Z[i])
             for j in range(m):
                 Z[i, j] = Z[i, j] / s
         return
@@ -513,15 +521,7 @@ def output_loss(Z, Y, activation, D):
     total = 0.0
     if activation == ACT_SOFTMAX:
         for i in range(n):
-            mx = Z[i, 0]
-            for j in range(1, m):
-                if Z[i, j] > mx:
-                    mx = Z[i, j]
-            s = zero
-            for j in range(m):
-                e = _exp_nonpos(Z[i, j] - mx)
-                D[i, j] = e  # D holds exp(z - max) until the last pass
-                s += e
+            mx, s = _exp_shifted_row(Z[i], D[i])  # D holds exp(z - max) until the last pass
             lse = mx + np.log(s)
             row = zero
             for j in range(m):
