@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from ._kernels import _sampling
+from ._progress import EpochProgress
 from ._utils import draw_seed, engine_threads, softplus
 
 __all__ = ["BernoulliRBM"]
@@ -63,7 +64,9 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     n_iter : int, default=10
         Number of passes over the training data (epochs).
     verbose : int, default=0
-        Print the reconstruction error and time of each epoch when positive.
+        0: silent. 1: a progress bar over epochs on stderr (with tqdm installed, else as 2).
+        2 and more: one line per epoch on stdout with the reconstruction error and time, as
+        scikit-learn prints.
     random_state : int, RandomState instance or None, default=None
         Seeds the weight initialisation and the sampling. The same seed gives a
         bit-identical model whatever the number of threads.
@@ -261,7 +264,8 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         history_rows = np.unique(np.linspace(0, X.shape[0] - 1, _HISTORY_ROWS).astype(np.intp))
         X_history = X[history_rows]
         W_vel, b_vel, c_vel = self._velocity
-        with threadpool_limits(limits=1, user_api="blas"):
+        progress = EpochProgress(type(self).__name__, n_epochs, self.verbose)
+        with progress, threadpool_limits(limits=1, user_api="blas"):
             for _ in range(n_epochs):
                 start = time.perf_counter()
                 backup = self._training_state()
@@ -297,12 +301,9 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 self.history_["reconstruction_error"].append(
                     float(self._reconstruction_error(X_history)))
                 self.history_["time"].append(time.perf_counter() - start)
-                if self.verbose:
-                    print(
-                        f"[{type(self).__name__}] Iteration {self.n_iter_}, reconstruction "
-                        f"error = {self.history_['reconstruction_error'][-1]:.4f}, "
-                        f"time = {self.history_['time'][-1]:.2f}s"
-                    )
+                progress.update(self.n_iter_,
+                                reconstruction_error=self.history_["reconstruction_error"][-1],
+                                time=self.history_["time"][-1])
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):

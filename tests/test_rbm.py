@@ -225,11 +225,38 @@ def test_generation_learns_the_data_marginals(binary_data):
 def test_history_and_verbose(digits, capsys):
     X, _ = digits
     m = BernoulliRBM(n_components=8, n_iter=3, random_state=0).fit(X)
-    assert capsys.readouterr().out == ""
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
     assert len(m.history_["time"]) == 3 and m.n_iter_ == 3
-    BernoulliRBM(n_components=8, n_iter=2, random_state=0, verbose=1).fit(X)
+    BernoulliRBM(n_components=8, n_iter=2, random_state=0, verbose=2).fit(X)
     out = capsys.readouterr().out
     assert out.count("[BernoulliRBM] Iteration") == 2
+    assert "reconstruction error = " in out
+
+
+def test_verbose_1_shows_a_progress_bar_on_stderr(digits, capsys):
+    pytest.importorskip("tqdm")
+    X, _ = digits
+    BernoulliRBM(n_components=8, n_iter=2, random_state=0, verbose=1).fit(X)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "BernoulliRBM" in captured.err and "epoch" in captured.err
+
+
+def test_verbose_1_without_tqdm_prints_lines(digits, capsys, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tqdm(name, *args, **kwargs):
+        if name.startswith("tqdm"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tqdm)
+    X, _ = digits
+    BernoulliRBM(n_components=8, n_iter=2, random_state=0, verbose=1).fit(X)
+    assert capsys.readouterr().out.count("[BernoulliRBM] Iteration") == 2
 
 
 def test_values_outside_unit_interval_warn(digits):
