@@ -584,6 +584,11 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         fe_ = self._free_energy(v_)
         return -v.shape[1] * softplus(-(fe_ - fe))
 
+    @property
+    def _n_features_out(self):
+        """Number of transformed output features (for get_feature_names_out)."""
+        return self.components_.shape[0]
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True

@@ -371,3 +371,31 @@ def test_keyboard_interrupt_keeps_the_completed_epochs(digits, monkeypatch):
     np.testing.assert_array_equal(m.h_samples_, one_epoch.h_samples_)
     monkeypatch.undo()
     m.partial_fit(X)  # still usable
+
+
+def test_pandas_input_output_and_feature_names(digits):
+    pd = pytest.importorskip("pandas")
+    X, _ = digits
+    df = pd.DataFrame(X, columns=[f"px{i}" for i in range(64)])
+    m = BernoulliRBM(n_components=5, n_iter=1, random_state=0).fit(df)
+    np.testing.assert_array_equal(m.feature_names_in_, df.columns)
+    names = m.get_feature_names_out()
+    assert list(names) == [f"bernoullirbm{i}" for i in range(5)]
+    out = m.set_output(transform="pandas").transform(df)
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == list(names)
+    assert out.dtypes.iloc[0] == np.float32
+    np.testing.assert_array_equal(out.to_numpy(), BernoulliRBM(
+        n_components=5, n_iter=1, random_state=0).fit(X).transform(X))
+
+
+def test_joblib_and_deepcopy_round_trips(digits, tmp_path):
+    import copy
+
+    import joblib
+
+    X, _ = digits
+    m = BernoulliRBM(n_components=8, n_iter=1, random_state=0).fit(X)
+    joblib.dump(m, tmp_path / "rbm.joblib")
+    for other in (joblib.load(tmp_path / "rbm.joblib"), copy.deepcopy(m)):
+        np.testing.assert_array_equal(other.transform(X), m.transform(X))
+        np.testing.assert_array_equal(other.free_energy(X), m.free_energy(X))
