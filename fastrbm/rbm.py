@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from threadpoolctl import threadpool_limits
 
 from ._kernels import _sampling
+from ._persistence import CheckpointMixin
 from ._progress import EpochProgress
 from ._utils import draw_seed, engine_threads, softplus
 
@@ -40,7 +41,8 @@ def _engine_blocks(work_per_batch):
 _HISTORY_ROWS = 2000
 
 
-class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class BernoulliRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+                   BaseEstimator):
     """Bernoulli Restricted Boltzmann Machine, trained by contrastive divergence.
 
     A drop-in replacement for :class:`sklearn.neural_network.BernoulliRBM`: the same
@@ -134,6 +136,10 @@ class BernoulliRBM(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     >>> model.transform(X).shape
     (4, 2)
     """
+
+    _checkpoint_arrays = ("components_", "intercept_hidden_", "intercept_visible_",
+                          "h_samples_", "_q_hidden", "_velocity")
+    _checkpoint_values = ("n_features_in_", "n_iter_", "history_", "_rng_seed", "_rng_counter")
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],

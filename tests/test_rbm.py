@@ -399,3 +399,68 @@ def test_joblib_and_deepcopy_round_trips(digits, tmp_path):
     for other in (joblib.load(tmp_path / "rbm.joblib"), copy.deepcopy(m)):
         np.testing.assert_array_equal(other.transform(X), m.transform(X))
         np.testing.assert_array_equal(other.free_energy(X), m.free_energy(X))
+
+
+def test_checkpoint_resume_is_bit_identical(digits, tmp_path):
+    X, _ = digits
+    kw = dict(n_components=16, random_state=0, momentum=0.5, persistent=True)
+    uninterrupted = BernoulliRBM(n_iter=3, **kw).fit(X)
+    first = BernoulliRBM(n_iter=1, **kw).fit(X)
+    first.save(tmp_path / "rbm.npz")
+    resumed = BernoulliRBM.load(tmp_path / "rbm.npz")
+    np.testing.assert_array_equal(resumed.transform(X), first.transform(X))
+    resumed.partial_fit(X).partial_fit(X)
+    for name in ["components_", "intercept_hidden_", "intercept_visible_", "h_samples_"]:
+        np.testing.assert_array_equal(getattr(resumed, name), getattr(uninterrupted, name))
+    assert resumed.n_iter_ == 3 and resumed.get_params() == first.get_params()
+
+
+def test_checkpoint_keeps_feature_names(digits, tmp_path):
+    pd = pytest.importorskip("pandas")
+    X, _ = digits
+    df = pd.DataFrame(X, columns=[f"px{i}" for i in range(64)])
+    BernoulliRBM(n_components=4, n_iter=1, random_state=0).fit(df).save(tmp_path / "m.npz")
+    m = BernoulliRBM.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(m.feature_names_in_, df.columns)
+    m.transform(df)
+
+
+def test_checkpoint_rejects_bad_files_clearly(digits, tmp_path):
+    X, _ = digits
+    path = tmp_path / "rbm.npz"
+    with pytest.raises(ValueError, match="not fitted"):
+        BernoulliRBM().save(path)
+    BernoulliRBM(n_components=4, n_iter=1, random_state=0).fit(X).save(path)
+    good = path.read_bytes()
+    (tmp_path / "truncated.npz").write_bytes(good[: len(good) // 2])
+    (tmp_path / "garbage.npz").write_bytes(b"not a model at all")
+    for name in ["truncated.npz", "garbage.npz"]:
+        with pytest.raises(ValueError, match="not a readable fastrbm model"):
+            BernoulliRBM.load(tmp_path / name)
+    with np.load(path) as data:
+        contents = {k: data[k] for k in data.files}
+    meta = __import__("json").loads(str(contents["__metadata__"]))
+    meta["format_version"] = 99
+    contents["__metadata__"] = np.array(__import__("json").dumps(meta))
+    np.savez(tmp_path / "future.npz", **contents)
+    with pytest.raises(ValueError, match="format 99"):
+        BernoulliRBM.load(tmp_path / "future.npz")
+    with pytest.raises(FileNotFoundError):
+        BernoulliRBM.load(tmp_path / "missing.npz")
+
+
+def test_checkpoint_write_is_atomic(digits, tmp_path, monkeypatch):
+    X, _ = digits
+    path = tmp_path / "rbm.npz"
+    m = BernoulliRBM(n_components=4, n_iter=1, random_state=0).fit(X)
+    m.save(path)
+    before = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(OSError, match="disk full"):
+        m.partial_fit(X).save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["rbm.npz"]
