@@ -464,3 +464,20 @@ def test_checkpoint_write_is_atomic(digits, tmp_path, monkeypatch):
         m.partial_fit(X).save(path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["rbm.npz"]
+
+
+def test_threads_fitting_and_transforming_concurrently_match_serial(digits):
+    from concurrent.futures import ThreadPoolExecutor
+
+    X, _ = digits
+    seeds = [0, 1, 2, 3]
+    serial = [BernoulliRBM(n_components=32, n_iter=2, random_state=s).fit(X).components_
+              for s in seeds]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        fitted = list(pool.map(
+            lambda s: BernoulliRBM(n_components=32, n_iter=2, random_state=s).fit(X), seeds))
+        for model, expected in zip(fitted, serial):
+            np.testing.assert_array_equal(model.components_, expected)
+        chunks = np.array_split(X, 6)
+        together = list(pool.map(fitted[0].transform, chunks))
+    np.testing.assert_array_equal(np.vstack(together), fitted[0].transform(X))
