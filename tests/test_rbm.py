@@ -481,3 +481,15 @@ def test_threads_fitting_and_transforming_concurrently_match_serial(digits):
         chunks = np.array_split(X, 6)
         together = list(pool.map(fitted[0].transform, chunks))
     np.testing.assert_array_equal(np.vstack(together), fitted[0].transform(X))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_extreme_weights_give_finite_outputs(digits, dtype):
+    X, _ = digits
+    m = BernoulliRBM(n_components=10, n_iter=1, random_state=0, dtype=dtype).fit(X)
+    rng = np.random.default_rng(0)
+    m.components_ = (np.sign(rng.standard_normal(m.components_.shape)) * 1e3).astype(dtype)
+    m.intercept_hidden_[:] = -1e3
+    for out in (m.transform(X), m.reconstruct(X), m.free_energy(X), m.score_samples(X),
+                m.gibbs(X), m.sample(4, n_steps=3), m.log_likelihood(X[:50], method="exact")):
+        assert np.isfinite(out).all()
