@@ -35,6 +35,9 @@ extensions = [
 setup(
     ext_modules=cythonize(
         extensions,
+        # Regenerate the C even when the .pyx is unchanged: the directives below depend on
+        # FASTRBM_DEBUG, which cythonize's timestamp check cannot see.
+        force=True,
         compiler_directives={
             "language_level": "3",
             "boundscheck": debug,
