@@ -33,6 +33,14 @@ def engine_threads(n_jobs, work_per_batch):
     return max(1, min(n_threads_for(None), work_per_batch // _MIN_WORK_PER_THREAD))
 
 
+def engine_blocks(work_per_batch):
+    """Blocks per layer in the Gibbs engine: as many as the threads ``n_jobs=None`` would
+    use for this shape. It depends on the shape and the machine only, never on n_jobs, or
+    the model would (OpenBLAS rounds differently per partition); small layers get one
+    block, as every extra BLAS call costs microseconds there."""
+    return engine_threads(None, work_per_batch)
+
+
 def draw_seed(rng):
     """A 64-bit kernel seed drawn from a ``numpy.random.RandomState``."""
     hi, lo = rng.randint(0, 2**32, size=2, dtype=np.uint64)

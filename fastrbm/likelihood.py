@@ -10,7 +10,7 @@ from sklearn.utils.validation import check_array
 from threadpoolctl import threadpool_limits
 
 from ._kernels import _sampling
-from ._utils import draw_seed, engine_threads, softplus
+from ._utils import draw_seed, engine_blocks, engine_threads, softplus
 
 __all__ = ["log_partition", "ais_betas"]
 
@@ -64,10 +64,10 @@ def _base_rate_bias(X, n_features, dtype):
     """Visible biases of the base-rate model: the smoothed data marginals, or 0 without X."""
     if X is None:
         return np.zeros(n_features, dtype)
-    X = check_array(X, accept_sparse="csr", dtype=np.float64)
+    X = check_array(X, accept_sparse="csr", dtype=(np.float64, np.float32))  # no copy
     if X.shape[1] != n_features:
         raise ValueError(f"X has {X.shape[1]} features, the model has {n_features}")
-    p = (np.asarray(X.sum(axis=0)).ravel() + 1.0) / (X.shape[0] + 2.0)
+    p = (np.asarray(X.sum(axis=0, dtype=np.float64)).ravel() + 1.0) / (X.shape[0] + 2.0)
     return np.log(p / (1 - p)).astype(dtype)
 
 
@@ -132,7 +132,7 @@ def log_partition(model, method="exact", *, n_chains=100, n_betas=10000, betas=N
     with threadpool_limits(limits=1, user_api="blas"):
         work = n_chains * W.shape[0] * W.shape[1]
         _sampling.ais_log_weights(W, b, c, b_base, betas, log_w, seed, 0,
-                                  engine_threads(None, work), engine_threads(n_jobs, work))
+                                  engine_blocks(work), engine_threads(n_jobs, work))
     log_z_base = W.shape[0] * np.log(2.0) + float(softplus(b_base.astype(np.float64)).sum())
     log_mean_w = logsumexp(log_w) - np.log(n_chains)
     log_z = float(log_z_base + log_mean_w)

@@ -24,17 +24,9 @@ from threadpoolctl import threadpool_limits
 from ._kernels import _sampling
 from ._persistence import CheckpointMixin
 from ._progress import EpochProgress
-from ._utils import draw_seed, engine_threads, softplus
+from ._utils import draw_seed, engine_blocks, engine_threads, softplus
 
 __all__ = ["BernoulliRBM"]
-
-def _engine_blocks(work_per_batch):
-    """Blocks per layer in the Gibbs engine: as many as the threads ``n_jobs=None`` would
-    use for this shape. It must depend on the shape and the machine only, never on n_jobs,
-    or the model would (OpenBLAS rounds differently per partition); small layers get one
-    block, as every extra BLAS call costs microseconds there."""
-    return engine_threads(None, work_per_batch)
-
 
 # Rows used for the per-epoch reconstruction error (evenly spaced, so it is cheap on large
 # data and the same rows every epoch).
@@ -259,7 +251,7 @@ class BernoulliRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, Transformer
     def _run_epochs(self, X, n_epochs):
         """Run ``n_epochs`` passes of CD/PCD over X, recording the history."""
         work = self.batch_size * self.n_components * X.shape[1]
-        n_threads, n_blocks = self._threads(work), _engine_blocks(work)
+        n_threads, n_blocks = self._threads(work), engine_blocks(work)
         if sp.issparse(X):
             args = (np.empty((0, X.shape[1]), X.dtype), X.data, X.indices, X.indptr, True)
         else:
@@ -444,7 +436,7 @@ class BernoulliRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, Transformer
         with threadpool_limits(limits=1, user_api="blas"):
             _sampling.gibbs_chain(v, h, self.components_, self.intercept_visible_,
                                   self.intercept_hidden_, n_steps, self._rng_seed, counter,
-                                  _engine_blocks(v.size * self.n_components),
+                                  engine_blocks(v.size * self.n_components),
                                   self._threads(v.size * self.n_components))
         return v
 
