@@ -88,10 +88,10 @@ cdef inline Py_ssize_t _block_size(Py_ssize_t dim, int n_blocks) noexcept nogil:
 
 cdef void _activate(floating *P, Py_ssize_t ld, floating scale, const floating *bias,
                     floating *S, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t j0,
-                    uint64_t seed, uint64_t counter) noexcept nogil:
+                    uint64_t seed, uint64_t counter, Py_ssize_t row0=0) noexcept nogil:
     """On the block of columns [j0, j0 + cols) of ``rows`` rows with leading dimension
-    ``ld`` (P, bias and S point at column j0): P = sigmoid(scale * P + bias) and, unless S
-    is NULL, S = Bernoulli(P) drawn at (seed, counter, row, column)."""
+    ``ld`` (P, bias and S point at column j0 of row ``row0``): P = sigmoid(scale * P + bias)
+    and, unless S is NULL, S = Bernoulli(P) drawn at (seed, counter, row0 + r, column)."""
     cdef Py_ssize_t r
     for r in range(rows):
         if S == NULL:
@@ -102,10 +102,12 @@ cdef void _activate(floating *P, Py_ssize_t ld, floating scale, const floating *
         else:
             if floating is float:
                 frb_sigmoid_sample_f32(P + r * ld, scale, bias, P + r * ld, S + r * ld,
-                                       cols, frb_row_key(seed, counter, r), <uint32_t> j0)
+                                       cols, frb_row_key(seed, counter, row0 + r),
+                                       <uint32_t> j0)
             else:
                 frb_sigmoid_sample_f64(P + r * ld, scale, bias, P + r * ld, S + r * ld,
-                                       cols, frb_row_key(seed, counter, r), <uint32_t> j0)
+                                       cols, frb_row_key(seed, counter, row0 + r),
+                                       <uint32_t> j0)
 
 
 cdef void _up(const floating *V, Py_ssize_t n, Py_ssize_t nv, const floating *W,
@@ -178,17 +180,24 @@ cdef void _csr_rows_to_dense(const floating *data, const int *indices, const int
 # Single-layer kernels and chains, for transform / gibbs / generation and for the tests
 # ---------------------------------------------------------------------------------------
 
+cdef void _activate_rows(floating *P, const floating *bias, floating *S, Py_ssize_t rows,
+                        Py_ssize_t cols, uint64_t seed, uint64_t counter,
+                        int n_threads) noexcept nogil:
+    """_activate over whole rows, the rows shared among OpenMP threads."""
+    cdef Py_ssize_t r
+    for r in prange(rows, num_threads=n_threads, schedule="static"):
+        _activate(P + r * cols, cols, 1, bias, S + r * cols if S != NULL else NULL, 1, cols,
+                  0, seed, counter, r)
+
+
 def sigmoid_rows(floating[:, ::1] acc, const floating[::1] bias, int n_threads=1):
     """In place: acc[r, :] = sigmoid(acc[r, :] + bias)."""
-    cdef Py_ssize_t r, cols = acc.shape[1]
-    if cols != bias.shape[0]:
+    if acc.shape[1] != bias.shape[0]:
         raise ValueError("bias length does not match the number of columns")
-    if acc.shape[0] == 0 or cols == 0:
-        return
-    cdef floating *base = &acc[0, 0]
-    with nogil:
-        for r in prange(acc.shape[0], num_threads=n_threads, schedule="static"):
-            _activate(base + r * cols, cols, 1, &bias[0], <floating *> NULL, 1, cols, 0, 0, 0)
+    if acc.shape[0] and acc.shape[1]:
+        with nogil:
+            _activate_rows(&acc[0, 0], &bias[0], NULL, acc.shape[0], acc.shape[1], 0, 0,
+                           n_threads)
 
 
 def sigmoid_sample_rows(floating[:, ::1] acc, const floating[::1] bias,
@@ -196,23 +205,13 @@ def sigmoid_sample_rows(floating[:, ::1] acc, const floating[::1] bias,
                         int n_threads=1):
     """In place: acc -> sigmoid(acc + bias); sample[r, j] = uniform(seed, counter, r, j) <
     acc[r, j]. Returns counter + 1."""
-    cdef Py_ssize_t r, cols = acc.shape[1]
-    if cols != bias.shape[0] or sample.shape[0] != acc.shape[0] or sample.shape[1] != cols:
+    if acc.shape[1] != bias.shape[0] or sample.shape[0] != acc.shape[0] \
+            or sample.shape[1] != acc.shape[1]:
         raise ValueError("shape mismatch")
-    if acc.shape[0] == 0 or cols == 0:
-        return counter + 1
-    cdef floating *P = &acc[0, 0]
-    cdef floating *S = &sample[0, 0]
-    cdef uint64_t key
-    with nogil:
-        for r in prange(acc.shape[0], num_threads=n_threads, schedule="static"):
-            key = frb_row_key(seed, counter, r)
-            if floating is float:
-                frb_sigmoid_sample_f32(P + r * cols, 1, &bias[0], P + r * cols,
-                                       S + r * cols, cols, key, 0)
-            else:
-                frb_sigmoid_sample_f64(P + r * cols, 1, &bias[0], P + r * cols,
-                                       S + r * cols, cols, key, 0)
+    if acc.shape[0] and acc.shape[1]:
+        with nogil:
+            _activate_rows(&acc[0, 0], &bias[0], &sample[0, 0], acc.shape[0], acc.shape[1],
+                           seed, counter, n_threads)
     return counter + 1
 
 
@@ -280,7 +279,8 @@ def ais_log_weights(const floating[:, ::1] W, const floating[::1] b, const float
     Anneals from the base-rate model (visible biases ``b_base``, no weights, hidden biases
     0) to the RBM (W, b, c) through the intermediate models
     ``p_beta(v) ~ exp((1 - beta) b_base.v + beta b.v) prod_i (1 + exp(beta (W_i.v + c_i)))``
-    at the inverse temperatures ``betas`` (increasing, from 0 to 1), with one chain per
+    at the inverse temperatures ``betas`` (non-decreasing, from 0 to 1; the caller checks
+    the order), with one chain per
     entry of ``log_w``, which receives the chains' log importance weights in float64. Then
     ``log Z = log Z_base + log mean exp(log_w)``, where
     ``log Z_base = n_hidden log 2 + sum_j softplus(b_base_j)``.
@@ -293,8 +293,6 @@ def ais_log_weights(const floating[:, ::1] W, const floating[::1] b, const float
         raise ValueError("shape mismatch")
     if n_betas < 2 or betas[0] != 0 or betas[n_betas - 1] != 1:
         raise ValueError("betas must run from 0 to 1 (at least two values)")
-    if any(betas[i + 1] < betas[i] for i in range(n_betas - 1)):
-        raise ValueError("betas must be non-decreasing")
     if n_blocks < 1 or n_threads < 1:
         raise ValueError("n_blocks and n_threads must be positive")
     if n == 0 or nv == 0 or nh == 0:
@@ -370,13 +368,13 @@ def ais_log_weights(const floating[:, ::1] W, const floating[::1] b, const float
 cdef void _update_hidden_block(
         Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t nv, Py_ssize_t nh,
         floating *W, floating *c, floating *W_vel, floating *c_vel, floating *G,
-        floating *q_hidden, const floating *vmean,
+        floating *gc, floating *q_hidden, const floating *vmean,
         const floating *V0, const floating *Hpos, Py_ssize_t n,
         const floating *Vneg, const floating *Hneg, Py_ssize_t n_neg,
         bint plain, floating lr, floating mom, floating wd, floating sp_target,
         floating sp_cost, floating decay) noexcept nogil:
     """Update the weights W[i0:i1] and biases c[i0:i1] of hidden units i0..i1-1."""
-    cdef floating alpha_pos = 1.0 / n, alpha_neg = -1.0 / n_neg, push, g
+    cdef floating alpha_pos = 1.0 / n, alpha_neg = -1.0 / n_neg, push
     cdef Py_ssize_t i, j, m = i1 - i0
     cdef floating *Wrow
     cdef floating *Vrow
@@ -403,15 +401,12 @@ cdef void _update_hidden_block(
         for j in range(nv):
             Vrow[j] = mom * Vrow[j] + lr * (Grow[j] - wd * Wrow[j] + push * vmean[j])
             Wrow[j] = Wrow[j] + Vrow[j]
-    # Hidden biases: the same gradient without the weights' terms.
+    # Hidden biases: the same gradient without the weights' terms (gc is scratch).
+    memset(gc + i0, 0, m * sizeof(floating))
+    _add_colsum(Hpos + i0, n, nh, m, alpha_pos, gc + i0)
+    _add_colsum(Hneg + i0, n_neg, nh, m, alpha_neg, gc + i0)
     for i in range(i0, i1):
-        g = 0
-        for j in range(n):
-            g = g + Hpos[j * nh + i]
-        g = g * alpha_pos
-        for j in range(n_neg):
-            g = g + alpha_neg * Hneg[j * nh + i]
-        c_vel[i] = mom * c_vel[i] + lr * (g + sp_cost * (sp_target - q_hidden[i]))
+        c_vel[i] = mom * c_vel[i] + lr * (gc[i] + sp_cost * (sp_target - q_hidden[i]))
         c[i] = c[i] + c_vel[i]
 
 
@@ -468,7 +463,7 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
     cdef Py_ssize_t nv = W.shape[1], nh = W.shape[0]
     cdef Py_ssize_t n_chains = chain.shape[0]
     cdef bint plain = momentum == 0 and weight_decay == 0 and sparsity_cost == 0
-    cdef Py_ssize_t start, n, n_neg, blk, size = _block_size(nh, max(n_blocks, 1)), n_hblocks
+    cdef Py_ssize_t start, n, n_neg, blk, size, n_hblocks
     cdef Py_ssize_t vsize, n_vblocks, n_tasks
     cdef int step
     cdef bint sample_h
@@ -499,6 +494,7 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
     cdef floating[:, ::1] Vprob = np.empty((neg_rows, nv), dtype)
     cdef floating[:, ::1] G = np.empty((1 if plain else nh, nv), dtype)
     cdef floating[::1] gb = np.empty(nv, dtype)
+    cdef floating[::1] gc = np.empty(nh, dtype)
     cdef floating[::1] vmean = np.zeros(nv, dtype)
     # Small mini-batches use a transposed copy of W for V @ W^T (see _up); the rule depends
     # on the shape only, so results still do not depend on the thread count.
@@ -513,8 +509,9 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
         Wv, bv, cv, q = &W_vel[0, 0], &b_vel[0], &c_vel[0], &q_hidden[0]
     # Update tasks: task t updates hidden block t (its weights and biases) and visible
     # bias block t, so every task has a share of both and the threads stay balanced.
+    size = _block_size(nh, n_blocks)
     n_hblocks = (nh + size - 1) // size
-    vsize = _block_size(nv, max(n_blocks, 1))
+    vsize = _block_size(nv, n_blocks)
     n_vblocks = (nv + vsize - 1) // vsize
     n_tasks = max(n_hblocks, n_vblocks)
 
@@ -555,8 +552,7 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
             if persistent:
                 memcpy(&chain[0, 0], &Hs[0, 0], n_chains * nh * sizeof(floating))
 
-            # Update: blocks of hidden units in parallel; the last task does the visible
-            # biases.
+            # Update, in parallel tasks (see n_tasks above).
             if not plain and sparsity_cost != 0:
                 memset(&vmean[0], 0, nv * sizeof(floating))
                 _add_colsum(V0, n, nv, nv, <floating> (1.0 / n), &vmean[0])
@@ -568,7 +564,8 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
                 if blk < n_hblocks:
                     _update_hidden_block(
                         blk * size, min(nh, (blk + 1) * size), nv, nh, &W[0, 0], &c[0],
-                        Wv, cv, &G[0, 0], q, &vmean[0], V0, &Hpos[0, 0], n, &Vneg[0, 0],
+                        Wv, cv, &G[0, 0], &gc[0], q, &vmean[0], V0, &Hpos[0, 0], n,
+                        &Vneg[0, 0],
                         &Hneg[0, 0], n_neg, plain, learning_rate, momentum, weight_decay,
                         sparsity_target, sparsity_cost, 0.9)
                     if WT != NULL:
