@@ -316,22 +316,20 @@ def _expm1_nonpos_f32(x):
     return scale * q + (scale - np.float32(1.0))
 
 
-@overload(_exp_nonpos)
-def _ol_exp_nonpos(x):
-    if x == types.float32:
-        return _exp_nonpos_f32
-    if x == types.float64:
-        return _exp_nonpos_f64
-    return None
+def _overload_by_precision(generic, impl_f32, impl_f64):
+    """Inside jitted code, ``generic(x)`` compiles to the implementation for x's precision."""
+
+    @overload(generic)
+    def _dispatch(x):
+        if x == types.float32:
+            return impl_f32
+        if x == types.float64:
+            return impl_f64
+        return None
 
 
-@overload(_expm1_nonpos)
-def _ol_expm1_nonpos(x):
-    if x == types.float32:
-        return _expm1_nonpos_f32
-    if x == types.float64:
-        return _expm1_nonpos_f64
-    return None
+_overload_by_precision(_exp_nonpos, _exp_nonpos_f32, _exp_nonpos_f64)
+_overload_by_precision(_expm1_nonpos, _expm1_nonpos_f32, _expm1_nonpos_f64)
 
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
