@@ -13,7 +13,7 @@ _LAZY = {
     "BernoulliRBM": "rbm",
     "log_partition": "likelihood",
 }
-_SUBMODULES = ("datasets", "likelihood")
+_SUBMODULES = ("datasets", "likelihood", "plotting")
 __all__ = sorted(_LAZY) + ["__version__"]
 
 

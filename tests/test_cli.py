@@ -1,0 +1,194 @@
+"""The command line: help on every command, exit code 2 with a clear message on bad flags
+(in process, and through ``python -m fastrbm`` in a subprocess), ``info``, ``bench`` (its
+table logic on a shrunken workload, run from the package without the repository's bench/
+folder), ``bench/compare.py`` as a thin wrapper, and ``demo --out`` writing PNGs."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastrbm import _bench, cli
+
+ROOT = Path(__file__).resolve().parent.parent
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("command", [[], ["demo"], ["bench"], ["info"]])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*command, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith("usage: fastrbm")
+    if command:
+        # A description beyond the usage line, and help for every option.
+        parser = cli.build_parser()
+        sub = parser._subparsers._group_actions[0].choices[command[0]]
+        assert sub.description and sub.description.split()[0] in text
+        for action in sub._actions:
+            assert action.help, f"{command[0]} {action.option_strings} has no help"
+        if command == ["bench"]:  # the help lists the peers without importing them
+            assert ", ".join(_bench.PEERS) in " ".join(text.split())
+    else:
+        for name in ("demo", "bench", "info"):
+            assert name in text
+
+
+BAD_FLAGS = [
+    (["demo", "--epochs", "many"], "argument --epochs: expected a positive integer, got 'many'"),
+    (["demo", "--epochs", "0"], "argument --epochs: expected a positive integer"),
+    (["demo", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    (["bench", "--data", "cifar"], "argument --data: invalid choice: 'cifar'"),
+    (["bench", "--peers", "sklearn,nope"], "argument --peers: unknown peer(s) nope"),
+    (["bench", "--rounds", "-1"], "argument --rounds: expected a positive integer"),
+    (["info", "--verbose"], "unrecognized arguments: --verbose"),
+    (["explode"], "invalid choice: 'explode'"),
+    ([], "the following arguments are required: COMMAND"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_FLAGS)
+def test_bad_flags_exit_2_with_a_clear_message(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(args)
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("usage: fastrbm")
+    assert message in captured.err
+
+
+@pytest.mark.parametrize("args, message", [BAD_FLAGS[0], BAD_FLAGS[-1]])
+def test_python_m_fastrbm_exits_2_on_bad_flags(args, message, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "fastrbm", *args], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("usage: fastrbm") and message in result.stderr
+
+
+def test_info_reports_versions_threads_and_blas(capsys):
+    import numba
+    import numpy
+
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("fastrbm 0.1.0\n")
+    assert f"numpy {numpy.__version__}" in out and f"numba {numba.__version__}" in out
+    assert "cores: " in out and "compiled engine: loaded" in out
+    assert f"numba: threading layer {numba.threading_layer()}" in out
+    # threadpoolctl finds the BLAS that NumPy / SciPy link and the engine's OpenMP runtime.
+    assert "  blas: openblas" in out or "  blas: mkl" in out
+    assert "  openmp: " in out
+
+
+@pytest.fixture
+def tiny_bench(monkeypatch):
+    """Shrink the small workload so that the bench command runs in a fraction of a second."""
+    X = np.ascontiguousarray(_bench.small_workload().X[:300])
+
+    def tiny():
+        return _bench.Workload("tiny digits 300x64", X, n_hidden=16, batch_size=10, n_iter=2)
+
+    monkeypatch.setattr(_bench, "small_workload", tiny)
+
+
+def table_rows(text):
+    """{label: [cells]} of the Markdown table rows in ``text``."""
+    rows = [line.strip("|").split(" | ") for line in text.splitlines()
+            if line.startswith("| ") and not line.startswith("| peer ")]
+    return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows}
+
+
+def test_bench_table_compares_fastrbm_with_sklearn(tiny_bench, capsys):
+    peers = "floor-numpy,sklearn,fastrbm-cd,fastrbm-pcd"
+    assert cli.main(["bench", "--rounds", "2", "--peers", peers]) == 0
+    # The installed command runs from the package, not from the repository's bench/.
+    assert "_peers" not in sys.modules and Path(_bench.__file__).parent.name == "fastrbm"
+    captured = capsys.readouterr()
+    assert "round 2/2" in captured.err  # progress on stderr, table on stdout
+    assert "**tiny digits 300x64**" in captured.out
+    rows = table_rows(captured.out)
+    assert list(rows) == ["GEMM floor (NumPy matmul)", "scikit-learn BernoulliRBM (PCD-1)",
+                          "fastrbm CD-1", "fastrbm PCD-1"]
+    floor, sk, cd, pcd = (rows[label] for label in rows)
+    assert floor[1:] == ["—", "1.00", "—"]  # the floor has no model
+    assert float(sk[1]) > 0 and cd[1] == pcd[1] == "—"
+    for error in (sk[3], cd[3], pcd[3]):
+        assert 0 < float(error) < 0.25
+
+
+def test_markdown_table_ratios():
+    workload = _bench.Workload("w", np.zeros((1, 1), np.float32), n_hidden=1, batch_size=1,
+                               n_iter=1)
+    rows = {"floor": (0.25, None), "sklearn": (2.0, 0.03), "torch-cd": (0.75, 0.02),
+            "fastrbm-cd": (0.5, 0.021), "fastrbm-pcd": (1.0, 0.02)}
+    table = table_rows(_bench.markdown_table(workload, rows, ["a note."]))
+    assert table["scikit-learn BernoulliRBM (PCD-1)"] == ["2.000", "2.00", "8.00", "0.0300"]
+    assert table["PyTorch CD-1"] == ["0.750", "1.50", "3.00", "0.0200"]  # against CD-1
+    assert table["fastrbm CD-1"] == ["0.500", "—", "2.00", "0.0210"]
+    assert _bench.markdown_table(workload, rows, ["a note."]).endswith("\n- a note.\n")
+
+
+def test_bench_notes_what_it_could_not_run(tiny_bench, monkeypatch, capsys):
+    monkeypatch.setattr(_bench, "import_torch", lambda: None)
+    monkeypatch.setenv("FASTRBM_FASHION_MNIST", "/nonexistent")
+    monkeypatch.setattr(_bench.datasets, "FASHION_MNIST_DEBIAN_PATH", "/nonexistent")
+    assert cli.main(["bench", "--data", "all", "--quick", "--peers", "torch-cd,fastrbm-cd"]) == 0
+    out = capsys.readouterr().out
+    assert "PyTorch absent" in out
+    assert "- Large workload skipped: Fashion-MNIST not found: apt-get install" in out
+    assert "- PyTorch CD-1: not run (PyTorch is not installed)." in out
+    assert list(table_rows(out)) == ["fastrbm CD-1"]
+
+
+def test_bench_rejects_unknown_names():
+    with pytest.raises(ValueError, match="unknown data"):
+        _bench.compare(["cifar"])
+    with pytest.raises(ValueError, match="unknown peers"):
+        _bench.compare(["digits"], peers=["nope"])
+
+
+def test_bench_compare_script_is_a_thin_wrapper(monkeypatch):
+    # bench/compare.py runs both workloads through fastrbm._bench.compare.
+    calls = []
+    monkeypatch.setattr(_bench, "compare", lambda *a, **kw: calls.append((a, kw)))
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    for name in ("compare", "_peers"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    import compare
+
+    try:
+        compare.main(["--quick"])
+        with pytest.raises(SystemExit) as exit_info:
+            compare.main(["--rounds", "x"])
+        assert exit_info.value.code == 2
+    finally:
+        for name in ("compare", "_peers"):
+            sys.modules.pop(name, None)
+    assert calls == [((("fashion-mnist", "digits"),), {"quick": True, "rounds": None})]
+
+
+def test_demo_writes_pngs(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "pictures"
+    assert cli.main(["demo", "--epochs", "2", "--n-components", "16", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "fastrbm reconstruction error by epoch: " in text
+    for name in ("filters.png", "samples.png", "learning_curve.png"):
+        data = (out / name).read_bytes()
+        assert data[:8] == PNG_SIGNATURE and len(data) > 2000, name
+        assert f"wrote {out / name}" in text
+
+
+def test_demo_without_matplotlib_says_how_to_get_the_pngs(tmp_path, capsys, monkeypatch):
+    from fastrbm import BernoulliRBM
+
+    rbm = BernoulliRBM(n_components=4, n_iter=1).fit(np.eye(4))
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    cli._write_demo_pngs(tmp_path / "pictures", rbm)
+    assert 'PNGs not written: matplotlib is not installed (pip install "fastrbm[plot]")' in (
+        capsys.readouterr().err)
+    assert not (tmp_path / "pictures").exists()
