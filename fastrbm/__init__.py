@@ -11,9 +11,12 @@ __version__ = "0.1.0"
 # public name -> submodule that defines it
 _LAZY = {
     "BernoulliRBM": "rbm",
+    "DBN": "dbn",
+    "DBNClassifier": "dbn",
+    "DBNRegressor": "dbn",
     "log_partition": "likelihood",
 }
-_SUBMODULES = ("datasets", "likelihood", "plotting")
+_SUBMODULES = ("datasets", "diagnostics", "likelihood", "plotting")
 __all__ = sorted(_LAZY) + ["__version__"]
 
 

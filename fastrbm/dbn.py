@@ -1,0 +1,1104 @@
+"""Deep Belief Networks: greedy layer-wise RBM pretraining, then backprop fine-tuning.
+
+:class:`DBN` is the unsupervised stack of RBMs (a transformer and a generative model).
+:class:`DBNClassifier` and :class:`DBNRegressor` unroll a pretrained stack into a
+feed-forward net and fine-tune all layers with the compiled dense backprop engine
+(``fastrbm._kernels.backprop``); with ``pretrain=False`` the identical net starts from
+Glorot-style random weights, the control that shows what pretraining buys.
+
+The estimators own parameters, validation, seeds and the epoch loop (schedules, early
+stopping, roll-back on divergence or Ctrl-C); every mini-batch runs in compiled code.
+"""
+import contextlib
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    RegressorMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
+from sklearn.utils.multiclass import check_classification_targets, unique_labels
+from sklearn.utils.validation import check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
+
+from ._kernels import _sampling
+from ._kernels import backprop as _bp
+from ._progress import EpochProgress
+from ._utils import draw_seed, engine_blocks, engine_threads
+from .rbm import BernoulliRBM
+
+__all__ = ["DBN", "DBNClassifier", "DBNRegressor"]
+
+# THE ONE PLACE where the class of the bottom RBM is chosen: ``first_layer`` -> RBM class.
+# Its keys are the allowed values of every estimator's ``first_layer`` parameter. (A
+# Gaussian-Bernoulli first layer for real-valued data plugs in here when it exists; upper
+# layers always model hidden probabilities in [0, 1], so they stay Bernoulli.)
+_FIRST_LAYER_CLASSES = {"bernoulli": BernoulliRBM}
+
+_BN_EPS = 1e-5
+_BN_MOMENTUM = 0.1
+_PREDICT_ROWS = 1024  # rows per compiled inference chunk
+_INIT_NORM_BATCHES = 20  # mini-batches averaged for initial_gradient_norms_
+
+
+@contextlib.contextmanager
+def _unchanged_on_error(estimator):
+    """Restore the estimator's attributes when the block raises: a rejected call (bad
+    data or parameters) leaves a fitted model as it was."""
+    before = dict(estimator.__dict__)
+    try:
+        yield
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(before)
+        raise
+
+
+def _rbm_class(first_layer, layer):
+    return _FIRST_LAYER_CLASSES[first_layer] if layer == 0 else BernoulliRBM
+
+
+def _per_layer(value, n_layers, name):
+    """``value`` repeated for each layer, or its entries when it holds one per layer."""
+    if isinstance(value, str) or np.ndim(value) == 0:
+        return [value] * n_layers
+    values = list(value)
+    if len(values) != n_layers:
+        raise ValueError(f"{name} holds {len(values)} values for {n_layers} layers; give one "
+                         "value for all layers or exactly one per layer")
+    return values
+
+
+def _layer_sizes(hidden_layer_sizes):
+    sizes = [hidden_layer_sizes] if np.ndim(hidden_layer_sizes) == 0 else list(
+        hidden_layer_sizes)
+    if not sizes:
+        raise ValueError("hidden_layer_sizes is empty: a DBN needs at least one hidden layer")
+    if not all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes):
+        raise ValueError(f"hidden_layer_sizes must hold positive ints, got {sizes}")
+    return [int(s) for s in sizes]
+
+
+def _build_stack(hidden_sizes, first_layer, settings, common):
+    """Unfitted RBMs of a stack, each validated before any of them trains.
+
+    Parameters
+    ----------
+    hidden_sizes : list of int
+    first_layer : str
+        Key of ``_FIRST_LAYER_CLASSES``.
+    settings : dict
+        RBM parameter name -> (owner's parameter name, scalar or one value per layer).
+    common : dict
+        RBM parameters shared by all layers (dtype, n_jobs, verbose).
+    """
+    n_layers = len(hidden_sizes)
+    per_layer = {key: _per_layer(value, n_layers, owner)
+                 for key, (owner, value) in settings.items()}
+    rbms = []
+    for l, size in enumerate(hidden_sizes):
+        rbm = _rbm_class(first_layer, l)(
+            n_components=size, **{key: values[l] for key, values in per_layer.items()},
+            **common)
+        try:
+            rbm._validate_params()
+        except InvalidParameterError as exc:
+            owners = ", ".join(owner for owner, _ in settings.values())
+            raise InvalidParameterError(
+                f"layer {l + 1} of the RBM stack (from {owners}): {exc}") from None
+        rbms.append(rbm)
+    return rbms
+
+
+def _fit_stack(rbms, X, rng):
+    """Train the RBMs greedily, each on the hidden probabilities of the one below.
+
+    Returns True when every layer completed; after Ctrl-C (the RBM keeps its completed
+    epochs) the layers above are only initialised, and False is returned.
+    """
+    completed = True
+    for rbm in rbms:
+        rbm.set_params(random_state=int(rng.randint(np.iinfo(np.int32).max)))
+        if not completed:
+            rbm.set_params(n_iter=0)
+        planned = rbm.n_iter
+        rbm.fit(X)
+        completed = completed and rbm.n_iter_ == planned
+        if rbm is not rbms[-1]:
+            X = rbm.transform(X)
+    if not completed:
+        warnings.warn("RBM pretraining interrupted: the layers above the interrupted one are "
+                      "untrained (randomly initialised).", RuntimeWarning, stacklevel=3)
+    return completed
+
+
+_STACK_CONSTRAINTS = {
+    "n_iter": [Interval(Integral, 0, None, closed="left"), "array-like"],
+    "learning_rate": [Interval(Real, 0, None, closed="neither"), "array-like"],
+    "batch_size": [Interval(Integral, 1, None, closed="left"), "array-like"],
+    "k": [Interval(Integral, 1, None, closed="left"), "array-like"],
+    "persistent": ["boolean", "array-like"],
+}
+
+
+class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Deep Belief Network: a stack of RBMs trained greedily, layer by layer.
+
+    The first RBM models the data; each RBM above models the hidden probabilities of the
+    one below (Hinton, Osindero & Teh 2006). ``transform`` maps data to the top layer's
+    hidden probabilities; ``sample`` generates data by Gibbs sampling in the top RBM and
+    one top-down pass through the directed layers below.
+
+    Every per-layer setting takes a scalar (all layers) or a sequence with one value per
+    layer.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of int, default=(500, 500, 2000)
+        Number of hidden units of each RBM, bottom to top (Hinton et al. 2006's MNIST net).
+    first_layer : {"bernoulli"}, default="bernoulli"
+        Visible units of the bottom RBM: binary, for data in [0, 1]. The layers above are
+        always Bernoulli.
+    n_iter : int or array-like of int, default=10
+        Epochs of each RBM.
+    learning_rate : float or array-like of float, default=0.1
+        Learning rate of each RBM.
+    batch_size : int or array-like of int, default=10
+        Mini-batch size of each RBM.
+    k : int or array-like of int, default=1
+        Gibbs steps per update (CD-k / PCD-k) of each RBM.
+    persistent : bool or array-like of bool, default=True
+        Persistent CD (True) or CD-k (False), per RBM.
+    momentum : float or array-like of float, default=0.0
+        Momentum of each RBM's updates.
+    weight_decay : float or array-like of float, default=0.0
+        L2 penalty of each RBM's weights.
+    random_state : int, RandomState instance or None, default=None
+        Seeds every layer's initialisation and sampling.
+    verbose : int, default=0
+        Passed to each :class:`~fastrbm.BernoulliRBM`.
+    dtype : {"float32", "float64"}, default="float32"
+        Precision of the parameters and of all computation.
+    n_jobs : int, default=None
+        Threads of the compiled Gibbs engine (the model does not depend on it).
+
+    Attributes
+    ----------
+    rbms_ : list of BernoulliRBM
+        The fitted RBMs, bottom to top.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string feature names.
+
+    See Also
+    --------
+    DBNClassifier, DBNRegressor : The stack unrolled and fine-tuned by backprop.
+    BernoulliRBM : One layer.
+
+    References
+    ----------
+    G. Hinton, S. Osindero, Y. Teh (2006). A fast learning algorithm for deep belief nets.
+    Neural Computation 18(7).
+    G. Hinton, R. Salakhutdinov (2006). Reducing the dimensionality of data with neural
+    networks. Science 313.
+    G. Hinton (2010). A practical guide to training restricted Boltzmann machines.
+    UTML TR 2010-003.
+
+    Examples
+    --------
+    >>> from fastrbm import DBN
+    >>> from fastrbm.datasets import load_digits
+    >>> X, _ = load_digits()
+    >>> dbn = DBN(hidden_layer_sizes=(32, 16), n_iter=2, random_state=0).fit(X)
+    >>> dbn.transform(X).shape
+    (1797, 16)
+    >>> dbn.sample(3, n_steps=10, random_state=0).shape
+    (3, 64)
+    """
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "first_layer": [StrOptions(set(_FIRST_LAYER_CLASSES))],
+        **_STACK_CONSTRAINTS,
+        "momentum": [Interval(Real, 0, 1, closed="left"), "array-like"],
+        "weight_decay": [Interval(Real, 0, None, closed="left"), "array-like"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "dtype": [StrOptions({"float32", "float64"})],
+        "n_jobs": [Integral, None],
+    }
+
+    def __init__(self, hidden_layer_sizes=(500, 500, 2000), *, first_layer="bernoulli",
+                 n_iter=10, learning_rate=0.1, batch_size=10, k=1, persistent=True,
+                 momentum=0.0, weight_decay=0.0, random_state=None, verbose=0,
+                 dtype="float32", n_jobs=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.first_layer = first_layer
+        self.n_iter = n_iter
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.k = k
+        self.persistent = persistent
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.random_state = random_state
+        self.verbose = verbose
+        self.dtype = dtype
+        self.n_jobs = n_jobs
+
+    def _stack(self):
+        names = ["n_iter", "learning_rate", "batch_size", "k", "persistent", "momentum",
+                 "weight_decay"]
+        return _build_stack(
+            _layer_sizes(self.hidden_layer_sizes), self.first_layer,
+            {name: (name, getattr(self, name)) for name in names},
+            dict(dtype=self.dtype, n_jobs=self.n_jobs, verbose=self.verbose))
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train the RBMs greedily, bottom to top.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data (in [0, 1] for the Bernoulli first layer).
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : DBN
+            The fitted model.
+        """
+        with _unchanged_on_error(self):
+            rbms = self._stack()  # every setting checked before anything trains
+            X = validate_data(self, X, accept_sparse="csr", dtype=np.dtype(self.dtype),
+                              reset=True)
+        _fit_stack(rbms, X, check_random_state(self.random_state))
+        self.rbms_ = rbms
+        return self
+
+    def transform(self, X):
+        """Top-layer hidden probabilities, layer by layer up the stack.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data to transform.
+
+        Returns
+        -------
+        H : ndarray of shape (n_samples, hidden_layer_sizes[-1])
+            Hidden probabilities of the top RBM.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse="csr", dtype=self.rbms_[0].components_.dtype,
+                          reset=False)
+        for rbm in self.rbms_:
+            X = rbm.transform(X)
+        return X
+
+    def sample(self, n_samples=1, n_steps=1000, *, random_state=None, probabilities=False):
+        """Generate data: Gibbs sampling in the top RBM, then down through the stack.
+
+        Chains start from the top RBM's visible-bias-only distribution and run ``n_steps``
+        alternating Gibbs steps; the resulting top visible (penultimate hidden) sample then
+        goes down through the directed layers, each sampled from P(v | h) of its RBM.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of independent chains (samples returned).
+        n_steps : int, default=1000
+            Gibbs steps in the top RBM.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the generation: the same value gives the same samples, whatever
+            ``n_jobs``. None draws fresh samples from NumPy's global generator.
+        probabilities : bool, default=False
+            Return the bottom layer's probabilities P(v=1 | h) instead of binary samples
+            (smoother images).
+
+        Returns
+        -------
+        V : ndarray of shape (n_samples, n_features_in_)
+            Generated visible vectors.
+        """
+        check_is_fitted(self)
+        if not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+        if not isinstance(n_steps, Integral) or n_steps < 0:
+            raise ValueError(f"n_steps must be a non-negative int, got {n_steps!r}")
+        seed = draw_seed(check_random_state(random_state))
+        top = self.rbms_[-1]
+        W, b, c = top.components_, top.intercept_visible_, top.intercept_hidden_
+        work = n_samples * W.size
+        threads = engine_threads(self.n_jobs, work)
+        v = np.empty((n_samples, W.shape[1]), W.dtype)
+        prob = np.zeros_like(v)
+        with threadpool_limits(limits=1, user_api="blas"):
+            counter = _sampling.sigmoid_sample_rows(prob, b, v, seed, 0, threads)
+            counter = _sampling.gibbs_chain(
+                v, np.empty((n_samples, W.shape[0]), W.dtype), W, b, c, int(n_steps), seed,
+                counter, engine_blocks(work), threads, prob)
+            for rbm in reversed(self.rbms_[:-1]):
+                prob = np.ascontiguousarray(v @ rbm.components_)
+                v = np.empty_like(prob)
+                counter = _sampling.sigmoid_sample_rows(prob, rbm.intercept_visible_, v, seed,
+                                                        counter, threads)
+        return prob if probabilities else v
+
+    @property
+    def _n_features_out(self):
+        """Number of transformed output features (for get_feature_names_out)."""
+        return self.rbms_[-1].n_components
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = [self.dtype]
+        return tags
+
+
+# ----------------------------------------------------------------------------------------
+# Fine-tuned networks
+# ----------------------------------------------------------------------------------------
+def _engine_array(A):
+    """C-contiguous and writable: the one array type the compiled kernels are built for
+    (a read-only input would compile a second specialisation)."""
+    A = np.ascontiguousarray(A)
+    return A if A.flags.writeable else A.copy()
+
+
+class _BaseDBNNetwork(BaseEstimator):
+    """Shared fitting machinery of DBNClassifier and DBNRegressor (the output layer, loss
+    and labels differ)."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "solver": [StrOptions({"sgd", "adam"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "pretrain": ["boolean"],
+        "first_layer": [StrOptions(set(_FIRST_LAYER_CLASSES))],
+        "pretrain_n_iter": _STACK_CONSTRAINTS["n_iter"],
+        "pretrain_learning_rate": _STACK_CONSTRAINTS["learning_rate"],
+        "pretrain_batch_size": _STACK_CONSTRAINTS["batch_size"],
+        "k": _STACK_CONSTRAINTS["k"],
+        "persistent": _STACK_CONSTRAINTS["persistent"],
+        "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
+        "batch_norm": ["boolean", "array-like"],
+        "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "dtype": [StrOptions({"float32", "float64"})],
+        "n_jobs": [Integral, None],
+    }
+
+    def __init__(self, hidden_layer_sizes=(256,), activation="logistic", *, solver="sgd",
+                 alpha=1e-4, batch_size=32, learning_rate="constant", learning_rate_init="auto",
+                 power_t=0.5, max_iter=200, shuffle=True, random_state=None, tol=1e-4,
+                 verbose=False, warm_start=False, momentum=0.9, nesterovs_momentum=True,
+                 early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, n_iter_no_change=10, pretrain=True, first_layer="bernoulli",
+                 pretrain_n_iter=40, pretrain_learning_rate=0.1, pretrain_batch_size=10,
+                 k=1, persistent=False, dropout=0.0, batch_norm=False, max_grad_norm=None,
+                 dtype="float32", n_jobs=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.pretrain = pretrain
+        self.first_layer = first_layer
+        self.pretrain_n_iter = pretrain_n_iter
+        self.pretrain_learning_rate = pretrain_learning_rate
+        self.pretrain_batch_size = pretrain_batch_size
+        self.k = k
+        self.persistent = persistent
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.max_grad_norm = max_grad_norm
+        self.dtype = dtype
+        self.n_jobs = n_jobs
+
+    # ------------------------------------------------------------------------------
+    # parameters and data
+
+    def _network_settings(self, n_features, n_outputs):
+        """Layout table and per-layer dropout from the parameters (validated here)."""
+        hidden = _layer_sizes(self.hidden_layer_sizes)
+        dropout = np.zeros(len(hidden) + 1)
+        dropout[:-1] = _per_layer(self.dropout, len(hidden), "dropout")
+        if not ((dropout >= 0) & (dropout < 1)).all():
+            raise ValueError(f"dropout probabilities must lie in [0, 1), got {self.dropout}")
+        batch_norm = [bool(v) for v in _per_layer(self.batch_norm, len(hidden), "batch_norm")]
+        layout, n_params, n_state = _bp.make_layout(
+            [n_features, *hidden, n_outputs], self.activation, self._out_activation(n_outputs),
+            batch_norm)
+        return layout, n_params, n_state, dropout
+
+    def _pretrain_stack(self):
+        return _build_stack(
+            _layer_sizes(self.hidden_layer_sizes), self.first_layer,
+            {"n_iter": ("pretrain_n_iter", self.pretrain_n_iter),
+             "learning_rate": ("pretrain_learning_rate", self.pretrain_learning_rate),
+             "batch_size": ("pretrain_batch_size", self.pretrain_batch_size),
+             "k": ("k", self.k), "persistent": ("persistent", self.persistent)},
+            dict(dtype=self.dtype, n_jobs=self.n_jobs, verbose=self.verbose))
+
+    def _learning_rate_init(self):
+        if self.learning_rate_init != "auto":
+            return float(self.learning_rate_init)
+        if self.solver == "adam":
+            return 0.001
+        return 0.01 if self._out_activation(2) == "identity" else 0.1
+
+    def _batch_rows(self, n_samples):
+        if self.batch_size == "auto":
+            return max(1, min(200, n_samples))
+        return max(1, min(int(self.batch_size), n_samples))
+
+    def _threads(self, rows):
+        """BLAS threads: by the largest GEMM of a mini-batch, as the RBM engine decides."""
+        largest = int((self._layout[:, _bp.N_IN] * self._layout[:, _bp.N_OUT]).max())
+        return int(engine_threads(self.n_jobs, rows * largest))
+
+    # ------------------------------------------------------------------------------
+    # fitting
+
+    def _fit(self, X, y, *, incremental, classes=None):
+        """Validate (leaving the model untouched on error), initialise, train."""
+        with _unchanged_on_error(self):
+            first = not hasattr(self, "_theta") or not (incremental or self.warm_start)
+            X, y, Y = self._validate_input(X, y, first=first, incremental=incremental,
+                                           classes=classes)
+            layout, n_params, n_state, dropout = self._network_settings(X.shape[1], Y.shape[1])
+            if not first and not np.array_equal(layout, self._layout):
+                raise ValueError(
+                    "the network's shape (hidden_layer_sizes, activation, batch_norm) changed "
+                    "since the last fit; set warm_start=False to start afresh")
+            stack = self._pretrain_stack() if self.pretrain and first else None
+            rng = check_random_state(self.random_state) if first or not incremental \
+                else self._shuffle_rng()
+            early_stopping = self.early_stopping and not incremental
+            X_val = y_val = None
+            if early_stopping:
+                X, X_val, Y, _, _, y_val = train_test_split(
+                    X, Y, y, random_state=rng, test_size=self.validation_fraction,
+                    stratify=y if isinstance(self, ClassifierMixin) else None)
+                if X_val.shape[0] < 2:
+                    raise ValueError(
+                        f"validation_fraction={self.validation_fraction} leaves "
+                        f"{X_val.shape[0]} validation samples; early stopping needs at least 2")
+                X, Y = _engine_array(X), _engine_array(Y)
+        completed = self._initialize(X, Y, layout, n_params, n_state, dropout, stack, rng) \
+            if first else True
+        if first or not incremental:  # a fresh optimizer, as scikit-learn's MLP
+            self._state_1 = np.zeros_like(self._theta)
+            self._state_2 = np.zeros_like(self._theta) if self.solver == "adam" \
+                else self._theta[:0].copy()
+            self._steps = 0
+            self._current_lr = self._learning_rate_init()
+            self._seed = draw_seed(rng) >> 1  # dropout masks; int64 for the kernels
+            self._no_improvement_count = 0
+            self.validation_scores_ = [] if early_stopping else None
+            self.best_validation_score_ = -np.inf if early_stopping else None
+            self.best_loss_ = None if early_stopping else (
+                self.best_loss_ if self.best_loss_ is not None else np.inf)
+        if completed:  # Ctrl-C during pretraining: no fine-tuning
+            self._run_epochs(X, Y, dropout, 1 if incremental else self.max_iter, rng,
+                             incremental, early_stopping, X_val, y_val)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Pretrain (when ``pretrain=True``) and fine-tune on X, y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data (in [0, 1] when pretraining Bernoulli RBMs).
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Class labels (classifier: any type, at least two classes) or target values
+            (regressor; several targets allowed).
+
+        Returns
+        -------
+        self : estimator
+            The fitted model.
+        """
+        return self._fit(X, y, incremental=False)
+
+    def _shuffle_rng(self):
+        # partial_fit: one stream per call, reproducible from the fit's seed and progress
+        return np.random.RandomState(np.random.SeedSequence(
+            [self._seed, self.n_iter_]).generate_state(1))
+
+    def _initialize(self, X, Y, layout, n_params, n_state, dropout, stack, rng):
+        dtype = np.dtype(self.dtype)
+        self._layout = layout
+        self._theta = np.zeros(n_params, dtype)
+        self._bn_state = np.zeros(n_state, dtype)
+        _bp.init_batchnorm(self._theta, self._bn_state, layout)
+        self.n_outputs_ = Y.shape[1]
+        self.n_layers_ = layout.shape[0] + 1
+        self.out_activation_ = self._out_activation(Y.shape[1])
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.loss_curve_ = []
+        self.best_loss_ = None
+        self.gradient_norms_ = np.empty((0, layout.shape[0]))
+        completed = True
+        coefs, intercepts, _, _ = _bp.param_views(self._theta, layout)
+        # Glorot-style uniform init, scikit-learn's MLP (factor 2 for logistic units)
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        for W, b in zip(coefs, intercepts):
+            bound = np.sqrt(factor / (W.shape[0] + W.shape[1]))
+            W[:] = rng.uniform(-bound, bound, W.shape)
+            b[:] = rng.uniform(-bound, bound, b.shape)
+        self.rbms_ = []
+        if stack is not None:
+            completed = _fit_stack(stack, X, rng)
+            for W, b, rbm in zip(coefs, intercepts, stack):
+                W[:] = rbm.components_.T
+                b[:] = rbm.intercept_hidden_
+            self.rbms_ = stack
+        self.initial_gradient_norms_ = self._initial_gradient_norms(X, Y, dropout, rng)
+        return completed
+
+    def _initial_gradient_norms(self, X, Y, dropout, rng):
+        """Mean ||dL/dW_l|| over up to 20 mini-batches at the initial weights (no step, BN
+        statistics untouched): the same quantity as a row of ``gradient_norms_``."""
+        rows = self._batch_rows(X.shape[0])
+        order = rng.permutation(X.shape[0])[:rows * _INIT_NORM_BATCHES]
+        work = np.empty(_bp.workspace_size(self._layout, dropout, rows), self._theta.dtype)
+        grad, norms = np.empty_like(self._theta), np.empty(self._layout.shape[0])
+        total, n_batches = np.zeros(self._layout.shape[0]), 0
+        with threadpool_limits(limits=self._threads(rows), user_api="blas"):
+            for start in range(0, order.size, rows):
+                idx = order[start:start + rows]
+                _bp.loss_grad(np.ascontiguousarray(X[idx]), np.ascontiguousarray(Y[idx]),
+                              self._theta, self._layout, self._bn_state, dropout,
+                              float(self.alpha), _BN_EPS, 0.0, 0, 0, grad, norms, work)
+                total += norms
+                n_batches += 1
+        return total / n_batches
+
+    def _snapshot(self):
+        return [a.copy() for a in (self._theta, self._bn_state, self._state_1, self._state_2)]
+
+    def _restore(self, snapshot):
+        for current, saved in zip((self._theta, self._bn_state, self._state_1, self._state_2),
+                                  snapshot):
+            current[:] = saved
+
+    def _run_epochs(self, X, Y, dropout, n_epochs, rng, incremental, early_stopping, X_val,
+                    y_val):
+        """The epoch loop of scikit-learn's ``_fit_stochastic``; each epoch is compiled."""
+        rows = self._batch_rows(X.shape[0])
+        theta, layout = self._theta, self._layout
+        work = np.empty(_bp.workspace_size(layout, dropout, rows), theta.dtype)
+        grad, norms = np.empty_like(theta), np.empty(layout.shape[0])
+        optimizer = _bp.OPT_ADAM if self.solver == "adam" else _bp.OPT_SGD
+        max_norm = 0.0 if self.max_grad_norm is None else float(self.max_grad_norm)
+        best = None
+        progress = EpochProgress(type(self).__name__, n_epochs, self.verbose)
+        with progress, threadpool_limits(limits=self._threads(rows), user_api="blas"):
+            for _ in range(n_epochs):
+                perm = rng.permutation(X.shape[0]) if self.shuffle else np.arange(X.shape[0])
+                backup = self._snapshot()
+                try:
+                    loss, steps = _bp.run_epoch(
+                        X, Y, perm, rows, theta, layout, self._bn_state, dropout,
+                        float(self.alpha), _BN_EPS, _BN_MOMENTUM, self._seed, optimizer,
+                        self._current_lr, float(self.momentum), bool(self.nesterovs_momentum),
+                        float(self.beta_1), float(self.beta_2), float(self.epsilon), max_norm,
+                        self._steps, self._state_1, self._state_2, grad, work, norms)
+                    if not (np.isfinite(loss) and np.isfinite(theta).all()):
+                        self._restore(backup)
+                        raise FloatingPointError(
+                            f"{type(self).__name__} diverged in epoch {self.n_iter_ + 1}: "
+                            "the loss or the weights became non-finite (the model is restored "
+                            "to the previous epoch). Lower learning_rate_init, set "
+                            "max_grad_norm, or scale the inputs/targets.")
+                    score = self._validation_score(X_val, y_val) if early_stopping else None
+                except KeyboardInterrupt:
+                    # the compiled epoch ran to its end before Python saw the signal: roll it
+                    # back, so the model is exactly n_iter_ completed epochs
+                    self._restore(backup)
+                    warnings.warn(f"{type(self).__name__}: training interrupted; the model "
+                                  f"holds the weights after {self.n_iter_} completed epochs.",
+                                  RuntimeWarning, stacklevel=4)
+                    break
+                self._steps = steps
+                self.n_iter_ += 1
+                self.t_ += X.shape[0]
+                self.loss_curve_.append(float(loss))
+                self.gradient_norms_ = np.vstack([self.gradient_norms_, norms])
+                figures = {"loss": float(loss)}
+                if early_stopping:
+                    self.validation_scores_.append(score)
+                    figures["validation_score"] = score
+                    improved = score >= self.best_validation_score_ + self.tol
+                    if score > self.best_validation_score_:
+                        self.best_validation_score_ = score
+                        best = (theta.copy(), self._bn_state.copy())
+                else:
+                    improved = loss <= self.best_loss_ - self.tol
+                    self.best_loss_ = min(self.best_loss_, float(loss))
+                self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
+                progress.update(self.n_iter_, **figures)
+                if self.solver == "sgd" and self.learning_rate == "invscaling":
+                    self._current_lr = self._learning_rate_init() / (self.t_ + 1) ** self.power_t
+                if self._no_improvement_count > self.n_iter_no_change:
+                    if self.solver == "sgd" and self.learning_rate == "adaptive" \
+                            and self._current_lr > 1e-6:
+                        self._current_lr /= 5.0
+                        self._no_improvement_count = 0
+                    else:
+                        break
+                if incremental:
+                    break
+            else:
+                if not incremental:
+                    warnings.warn(
+                        f"{type(self).__name__}: maximum iterations ({self.max_iter}) reached "
+                        "and the optimization hasn't converged yet.", ConvergenceWarning,
+                        stacklevel=4)
+        if best is not None:  # early stopping: the best validation weights
+            theta[:], self._bn_state[:] = best
+
+    # ------------------------------------------------------------------------------
+    # inference
+
+    def _forward(self, X):
+        """Network output (probabilities or values) for validated X."""
+        X = _engine_array(X)
+        n_out = self._layout[-1, _bp.N_OUT]
+        out = np.empty((X.shape[0], n_out), self._theta.dtype)
+        rows = max(1, min(_PREDICT_ROWS, X.shape[0]))
+        work = np.empty(_bp.workspace_size(self._layout, None, rows), self._theta.dtype)
+        with threadpool_limits(limits=self._threads(rows), user_api="blas"):
+            _bp.predict(X, self._theta, self._layout, self._bn_state, _BN_EPS, rows, work, out)
+        return out
+
+    def _validated_forward(self, X):
+        check_is_fitted(self)
+        return self._forward(validate_data(self, X, dtype=self._theta.dtype, order="C",
+                                           reset=False))
+
+    @property
+    def coefs_(self):
+        """list of ndarray: ``coefs_[l]`` of shape (n_in, n_out) is the weight matrix of
+        layer l (a view into the flat parameter vector)."""
+        return _bp.param_views(self._theta, self._layout)[0]
+
+    @property
+    def intercepts_(self):
+        """list of ndarray: ``intercepts_[l]`` is the bias vector of layer l (a view)."""
+        return _bp.param_views(self._theta, self._layout)[1]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        return tags
+
+
+_NETWORK_DOC = """
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of int, default=(256,)
+        Hidden units per layer (each one RBM when pretraining). The default is smaller
+        than :class:`DBN`'s (500, 500, 2000), which is Hinton et al.'s MNIST net: it fits
+        small data sets such as the 8x8 digits in about a second (0.97-0.98 held-out
+        accuracy there; a (256, 256) net reaches about the same after several times
+        longer). Use deeper stacks for images of MNIST size.
+    activation : {"logistic", "tanh", "relu", "identity"}, default="logistic"
+        Hidden activation. Pretrained RBM units are logistic: that is the faithful unrolling;
+        other activations start from the same weights but compute another function.
+    solver : {"sgd", "adam"}, default="sgd"
+        SGD with (Nesterov) momentum, or Adam (scikit-learn's semantics).
+    alpha : float, default=1e-4
+        L2 penalty, scikit-learn's convention ``0.5 * alpha * ||W||**2 / n_batch_rows``.
+    batch_size : int or "auto", default=32
+        Mini-batch size; "auto" is ``min(200, n_samples)``.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        Step-size schedule of the SGD solver, as in scikit-learn's MLP: "invscaling" uses
+        ``learning_rate_init / (t_ + 1) ** power_t`` after each epoch, "adaptive" divides
+        the step by 5 whenever ``n_iter_no_change`` epochs do not improve.
+    learning_rate_init : float or "auto", default="auto"
+        Initial step size. "auto": 0.001 for Adam (scikit-learn's default); for SGD 0.1
+        with classification and 0.01 with regression (the identity output's squared error
+        wants smaller steps).
+    power_t : float, default=0.5
+        Exponent of the "invscaling" schedule.
+    max_iter : int, default=200
+        Maximum number of fine-tuning epochs.
+    shuffle : bool, default=True
+        Shuffle the samples at each epoch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, pretraining, shuffling, the validation split and dropout. The
+        same seed gives a bit-identical model whatever ``n_jobs``.
+    tol : float, default=1e-4
+        Improvement below which an epoch counts as no progress.
+    verbose : bool or int, default=False
+        1: progress bar (tqdm) over epochs; 2: one line per epoch. Passed to the RBMs.
+    warm_start : bool, default=False
+        Continue from the fitted weights (no new pretraining) with a fresh optimizer.
+    momentum : float, default=0.9
+        SGD momentum.
+    nesterovs_momentum : bool, default=True
+        Nesterov's momentum (SGD).
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified for
+        classification), stop when its score stops improving and restore the best weights.
+    validation_fraction : float, default=0.1
+        Held-out fraction for early stopping.
+    beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
+        Adam's parameters.
+    n_iter_no_change : int, default=10
+        Epochs without improvement of more than ``tol`` before stopping.
+    pretrain : bool, default=True
+        Pretrain the hidden layers as a greedy RBM stack (the net's weights are then
+        ``W_l = rbms_[l].components_.T`` and biases ``rbms_[l].intercept_hidden_``);
+        False: Glorot-style random initialisation, as scikit-learn's MLP.
+    first_layer : {"bernoulli"}, default="bernoulli"
+        Visible units of the bottom RBM (binary: data in [0, 1]).
+    pretrain_n_iter : int or array-like of int, default=40
+        RBM epochs, for all layers or one value per layer.
+    pretrain_learning_rate : float or array-like of float, default=0.1
+        RBM learning rate(s).
+    pretrain_batch_size : int or array-like of int, default=10
+        RBM mini-batch size(s).
+    k : int or array-like of int, default=1
+        Gibbs steps of each RBM update.
+    persistent : bool or array-like of bool, default=False
+        PCD (True) or CD-k (False, Hinton et al. 2006's pretraining), per layer.
+    dropout : float or array-like of float, default=0.0
+        Dropout probability of each hidden layer's output (inverted dropout).
+    batch_norm : bool or array-like of bool, default=False
+        Batch normalisation before the activation of each hidden layer (the layer's
+        intercept is then unused; its shift is the batch-norm beta).
+    max_grad_norm : float or None, default=None
+        Clip each mini-batch gradient to this global L2 norm.
+    dtype : {"float32", "float64"}, default="float32"
+        Precision of the parameters and of all computation.
+    n_jobs : int, default=None
+        BLAS threads during fine-tuning and Gibbs-engine threads during pretraining. None:
+        all cores when the layers are large enough to share, else one. The model does not
+        depend on it.
+"""
+
+_NETWORK_ATTRIBUTES = """
+    n_iter_ : int
+        Fine-tuning epochs run.
+    t_ : int
+        Training samples seen by the optimizer.
+    loss_curve_ : list of float
+        Mean training loss of each epoch (L2 term included).
+    best_loss_ : float or None
+        Lowest training loss (None with early stopping).
+    validation_scores_ : list of float or None
+        Validation score of each epoch with early stopping, else None.
+    best_validation_score_ : float or None
+        Best validation score with early stopping, else None.
+    coefs_ : list of ndarray
+        ``coefs_[l]`` of shape (n_in, n_out): the weights of layer l.
+    intercepts_ : list of ndarray
+        Biases of each layer.
+    n_layers_ : int
+        Number of layers, input and output included.
+    n_outputs_ : int
+        Number of output units.
+    out_activation_ : str
+        Output activation.
+    gradient_norms_ : ndarray of shape (n_iter_, n_layers_ - 1)
+        Mean over each epoch's mini-batches of ||dL/dW_l|| (Frobenius, before clipping):
+        the vanishing-gradient monitor; see :mod:`fastrbm.diagnostics`.
+    initial_gradient_norms_ : ndarray of shape (n_layers_ - 1,)
+        The same at the initial (pretrained or random) weights, before the first step
+        (mean over up to 20 mini-batches).
+    rbms_ : list of BernoulliRBM
+        The pretrained RBMs (empty when ``pretrain=False``).
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string feature names.
+"""
+
+_REFERENCES = """
+    References
+    ----------
+    G. Hinton, S. Osindero, Y. Teh (2006). A fast learning algorithm for deep belief nets.
+    Neural Computation 18(7).
+    G. Hinton, R. Salakhutdinov (2006). Reducing the dimensionality of data with neural
+    networks. Science 313.
+    X. Glorot, Y. Bengio (2010). Understanding the difficulty of training deep feedforward
+    neural networks. AISTATS.
+"""
+
+
+class DBNClassifier(ClassifierMixin, _BaseDBNNetwork):
+    __doc__ = """DBN classifier: greedy RBM pretraining, then fine-tuning by backprop.
+
+    With ``pretrain=True`` the hidden layers are pretrained as an RBM stack (see
+    :class:`DBN`), a softmax output layer (logistic for two classes) is put on top and all
+    layers are fine-tuned to minimise cross-entropy; with ``pretrain=False`` the identical
+    net trains from random initialisation. Fine-tuning parameters have the names and
+    meanings of :class:`sklearn.neural_network.MLPClassifier`; the defaults differ where the
+    pretrained logistic net wants it (hidden_layer_sizes (256,), solver "sgd",
+    learning_rate_init "auto", i.e. 0.1 here, batch_size 32).
+    """ + _NETWORK_DOC + """
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels, sorted.""" + _NETWORK_ATTRIBUTES + """
+    See Also
+    --------
+    DBNRegressor, DBN
+    sklearn.neural_network.MLPClassifier : The same fine-tuning without pretraining.
+    """ + _REFERENCES + """
+    Examples
+    --------
+    >>> from fastrbm import DBNClassifier
+    >>> from fastrbm.datasets import load_digits
+    >>> X, y = load_digits()
+    >>> clf = DBNClassifier(hidden_layer_sizes=(64,), max_iter=20, random_state=0)
+    >>> clf.fit(X, y).score(X, y) > 0.95
+    True
+    """
+
+    @staticmethod
+    def _out_activation(n_outputs):
+        return "logistic" if n_outputs == 1 else "softmax"
+
+    def _validate_input(self, X, y, *, first, incremental, classes):
+        X, y = validate_data(self, X, y, dtype=np.dtype(self.dtype), order="C", reset=first)
+        check_classification_targets(y)
+        if incremental and first:
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit.")
+            self.classes_ = unique_labels(classes)
+        elif incremental and classes is not None and not np.array_equal(
+                unique_labels(classes), self.classes_):
+            raise ValueError(f"classes={classes!r} is not the same as on the first call to "
+                             f"partial_fit, was {self.classes_!r}")
+        elif first:
+            self.classes_ = unique_labels(y)
+        elif self.warm_start and not incremental and not np.array_equal(
+                unique_labels(y), self.classes_):
+            raise ValueError(f"warm_start needs y with the classes of the previous fit "
+                             f"{self.classes_}; y has {unique_labels(y)}")
+        unknown = np.setdiff1d(unique_labels(y), self.classes_)
+        if unknown.size:
+            raise ValueError(f"y has classes not in classes_ {self.classes_}: {unknown}")
+        if self.classes_.size < 2:
+            raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes in "
+                             f"the data, but the data contains only one class: "
+                             f"{self.classes_[0]!r}")
+        self._label_binarizer = LabelBinarizer().fit(self.classes_)
+        Y = self._label_binarizer.transform(y).astype(self.dtype)
+        return _engine_array(X), y, Y
+
+    def _validation_score(self, X, y):
+        return float(accuracy_score(y, self._labels(self._forward(X))))
+
+    def _labels(self, P):
+        if P.shape[1] == 1:
+            return self.classes_[(P[:, 0] > 0.5).astype(np.intp)]
+        return self.classes_[P.argmax(axis=1)]
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None):
+        """One fine-tuning epoch on X, y (the first call also pretrains on this chunk).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training data.
+        y : array-like of shape (n_samples,)
+            Its labels.
+        classes : array-like of shape (n_classes,), default=None
+            All classes; required on the first call, as scikit-learn's MLPClassifier.
+
+        Returns
+        -------
+        self : DBNClassifier
+            The updated model.
+        """
+        return self._fit(X, y, incremental=True, classes=classes)
+
+    def predict_proba(self, X):
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        P : ndarray of shape (n_samples, n_classes)
+            Probability of each class (columns in the order of ``classes_``).
+        """
+        P = self._validated_forward(X)
+        if P.shape[1] == 1:
+            return np.hstack([1 - P, P])
+        return P
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        log_P : ndarray of shape (n_samples, n_classes)
+            Log-probability of each class.
+        """
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        """Most probable class.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            Predicted labels.
+        """
+        return self._labels(self._validated_forward(X))
+
+
+class DBNRegressor(RegressorMixin, _BaseDBNNetwork):
+    __doc__ = """DBN regressor: greedy RBM pretraining, then fine-tuning by backprop.
+
+    As :class:`DBNClassifier` with a linear output layer and the squared error
+    ``0.5 * sum_outputs((y_hat - y)**2)`` averaged over samples (scikit-learn's MLPRegressor
+    also divides by the number of outputs). Targets are used as given: scale them.
+    """ + _NETWORK_DOC + """
+    Attributes
+    ----------""" + _NETWORK_ATTRIBUTES + """
+    See Also
+    --------
+    DBNClassifier, DBN
+    sklearn.neural_network.MLPRegressor : The same fine-tuning without pretraining.
+    """ + _REFERENCES + """
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastrbm import DBNRegressor
+    >>> X = np.random.default_rng(0).random((200, 4))
+    >>> y = np.sin(3 * X[:, 0]) + X[:, 1]
+    >>> reg = DBNRegressor(hidden_layer_sizes=(32,), random_state=0).fit(X, y)
+    >>> reg.predict(X).shape
+    (200,)
+    """
+
+    @staticmethod
+    def _out_activation(n_outputs):
+        return "identity"
+
+    def _validate_input(self, X, y, *, first, incremental, classes):
+        X, y = validate_data(self, X, y, dtype=np.dtype(self.dtype), order="C",
+                             multi_output=True, y_numeric=True, reset=first)
+        Y = np.asarray(y, dtype=self.dtype).reshape(y.shape[0], -1)
+        if not first and Y.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {Y.shape[1]} targets, the model was fitted with "
+                             f"{self.n_outputs_}")
+        return _engine_array(X), y, _engine_array(Y)
+
+    def _validation_score(self, X, y):
+        return float(r2_score(y, self._forward(X)))
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y):
+        """One fine-tuning epoch on X, y (the first call also pretrains on this chunk).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Its targets.
+
+        Returns
+        -------
+        self : DBNRegressor
+            The updated model.
+        """
+        return self._fit(X, y, incremental=True)
+
+    def predict(self, X):
+        """Predicted targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Input data.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_targets)
+            Predictions (1-D when fitted on a 1-D y).
+        """
+        out = self._validated_forward(X)
+        return out.ravel() if out.shape[1] == 1 else out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags

@@ -1,0 +1,88 @@
+"""Vanishing-gradient monitor: per-layer gradient norms of a fine-tuned network.
+
+:class:`~fastrbm.DBNClassifier` and :class:`~fastrbm.DBNRegressor` record the norm of the loss
+gradient with respect to each layer's weights (``initial_gradient_norms_`` before the first
+step, ``gradient_norms_`` averaged over each epoch's mini-batches). A deep logistic net from
+random initialisation shows bottom-layer gradients orders of magnitude below the top layer's
+(Glorot & Bengio 2010); a pretrained, ReLU or batch-normalised one does not. The summary
+here puts a number on it: the first-to-last ratio ``norm[bottom layer] / norm[output layer]``.
+
+Examples
+--------
+>>> from fastrbm import DBNClassifier
+>>> from fastrbm.datasets import load_digits
+>>> from fastrbm.diagnostics import gradient_norm_summary
+>>> X, y = load_digits()
+>>> clf = DBNClassifier((32, 32), max_iter=3, pretrain_n_iter=2, random_state=0).fit(X, y)
+>>> summary = gradient_norm_summary(clf)
+>>> summary["initial"].shape, sorted(summary["ratio"])
+((3,), ['first_epoch', 'initial', 'last_epoch'])
+"""
+import numpy as np
+
+__all__ = ["gradient_norm_summary", "format_gradient_norms"]
+
+
+def gradient_norm_summary(model):
+    """Per-layer gradient norms and first-to-last-layer ratios of a fitted network.
+
+    Parameters
+    ----------
+    model : fitted DBNClassifier or DBNRegressor
+        Anything with ``initial_gradient_norms_`` (n_layers,), ``gradient_norms_``
+        (n_epochs, n_layers) and ``coefs_``.
+
+    Returns
+    -------
+    summary : dict
+        ``"layers"``: list of str, one label per weight layer, bottom to top, e.g.
+        ``"1: 64x256"``; ``"initial"``, ``"first_epoch"``, ``"last_epoch"``: ndarray of
+        shape (n_layers,) (the epoch entries are None before any epoch);
+        ``"ratio"``: dict with the same three keys, each the bottom layer's norm divided
+        by the output layer's (None where the norms are missing). A ratio far below 1
+        means the lower layers barely learn: vanishing gradients.
+    """
+    initial = np.asarray(model.initial_gradient_norms_, dtype=np.float64)
+    per_epoch = np.asarray(model.gradient_norms_, dtype=np.float64).reshape(-1, initial.size)
+    rows = {
+        "initial": initial,
+        "first_epoch": per_epoch[0] if len(per_epoch) else None,
+        "last_epoch": per_epoch[-1] if len(per_epoch) else None,
+    }
+    layers = [f"{l + 1}: {W.shape[0]}x{W.shape[1]}" for l, W in enumerate(model.coefs_)]
+    ratio = {key: None if norms is None else _ratio(norms[0], norms[-1])
+             for key, norms in rows.items()}
+    return {"layers": layers, **rows, "ratio": ratio}
+
+
+def _ratio(bottom, top):
+    return float(bottom / top) if top > 0 else float("inf") if bottom > 0 else float("nan")
+
+
+def format_gradient_norms(model):
+    """The :func:`gradient_norm_summary` of ``model`` as a plain-text table.
+
+    Parameters
+    ----------
+    model : fitted DBNClassifier or DBNRegressor
+
+    Returns
+    -------
+    table : str
+        One row per weight layer (columns: initial, first epoch, last epoch), then the
+        first-to-last ratios.
+    """
+    summary = gradient_norm_summary(model)
+    n_epochs = len(model.gradient_norms_)
+    columns = [("initial", "initial"), ("first_epoch", "epoch 1"),
+               ("last_epoch", f"epoch {n_epochs}")]
+    width = max(len("first/last ratio"), *(len(name) for name in summary["layers"]))
+    lines = [f"{'layer':<{width}}" + "".join(f"{title:>12}" for _, title in columns)]
+    for l, name in enumerate(summary["layers"]):
+        cells = ["-" if summary[key] is None else f"{summary[key][l]:.3e}"
+                 for key, _ in columns]
+        lines.append(f"{name:<{width}}" + "".join(f"{c:>12}" for c in cells))
+    cells = ["-" if summary["ratio"][key] is None else f"{summary['ratio'][key]:.3e}"
+             for key, _ in columns]
+    lines.append(f"{'first/last ratio':<{width}}" + "".join(f"{c:>12}" for c in cells))
+    return "\n".join(lines)

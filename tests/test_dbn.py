@@ -1,0 +1,511 @@
+"""DBN, DBNClassifier, DBNRegressor: scikit-learn compatibility, quality floors, the
+pretraining effect on a deep logistic net, reproducibility and robustness."""
+import pickle
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LinearRegression
+from sklearn.metrics import accuracy_score
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import MinMaxScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from fastrbm import DBN, DBNClassifier, DBNRegressor
+from fastrbm.datasets import load_digits
+from fastrbm.diagnostics import gradient_norm_summary
+
+from . import _reference as ref
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits()
+
+
+@pytest.fixture(scope="module")
+def digits_split(digits):
+    X, y = digits
+    return train_test_split(X, y, test_size=0.25, random_state=0)
+
+
+SMALL_NET = dict(hidden_layer_sizes=(16,), pretrain_n_iter=2, max_iter=20, random_state=0)
+
+
+def quiet(estimator, *args, **kwargs):
+    """Fit without ConvergenceWarning (short runs on purpose)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return estimator.fit(*args, **kwargs)
+
+
+# No expected failures: every check passes. The regressor runs in float64 there because
+# check_regressor_multioutput demands float64 predictions (the float32 default returns
+# float32); the classifier and the DBN run the float32 default.
+@pytest.mark.filterwarnings("ignore:BernoulliRBM models binary data")
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@parametrize_with_checks([
+    DBN(hidden_layer_sizes=(6, 4), n_iter=2),
+    DBNClassifier(hidden_layer_sizes=(8,), pretrain_n_iter=2, max_iter=50, random_state=0),
+    DBNRegressor(hidden_layer_sizes=(8,), pretrain_n_iter=2, max_iter=50, random_state=0,
+                 dtype="float64"),
+])
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def test_lazy_exports_keep_import_fast():
+    code = ("import sys, fastrbm; assert 'sklearn' not in sys.modules; "
+            "assert {'DBN', 'DBNClassifier', 'DBNRegressor'} <= set(fastrbm.__all__); "
+            "fastrbm.DBNClassifier; fastrbm.diagnostics.gradient_norm_summary; "
+            "assert 'sklearn' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------------------- quality
+def test_classifier_defaults_reach_97_percent_on_digits(digits_split):
+    X_train, X_test, y_train, y_test = digits_split
+    clf = quiet(DBNClassifier(random_state=0), X_train, y_train)
+    assert clf.score(X_test, y_test) >= 0.97
+    assert len(clf.rbms_) == 1 and clf.rbms_[0].n_iter_ == 40
+
+
+def test_regressor_beats_linear_on_a_smooth_target():
+    rng = np.random.default_rng(0)
+    X = rng.random((1000, 4))
+    y = np.sin(3 * X[:, 0]) + X[:, 1] ** 2
+    X_train, X_test, y_train, y_test = X[:750], X[750:], y[:750], y[750:]
+    linear = LinearRegression().fit(X_train, y_train).score(X_test, y_test)
+    # logistic nets sit on a plateau for tens of epochs before they bend: patience
+    reg = quiet(DBNRegressor(solver="adam", learning_rate_init=0.003, n_iter_no_change=50,
+                             max_iter=300, random_state=0), X_train, y_train)
+    assert reg.score(X_test, y_test) > max(0.9, linear + 0.3)
+    assert reg.predict(X_test).shape == (250,)
+
+
+def test_pretraining_helps_a_deep_logistic_net(digits_split):
+    # Four logistic hidden layers: from random (Glorot) weights the bottom layer's gradient
+    # is orders of magnitude below the output layer's and ten epochs barely move the net;
+    # from the pretrained stack both gradients and accuracy are far better.
+    X_train, X_test, y_train, y_test = digits_split
+    kw = dict(hidden_layer_sizes=(64, 64, 64, 64), max_iter=10, pretrain_n_iter=10,
+              random_state=0)
+    pre = quiet(DBNClassifier(pretrain=True, **kw), X_train, y_train)
+    rand = quiet(DBNClassifier(pretrain=False, **kw), X_train, y_train)
+    assert pre.n_iter_ == rand.n_iter_ == 10
+    assert pre.score(X_test, y_test) > rand.score(X_test, y_test) + 0.3
+    s_pre, s_rand = gradient_norm_summary(pre), gradient_norm_summary(rand)
+    for key in ("initial", "first_epoch", "last_epoch"):
+        assert s_pre["ratio"][key] > 3 * s_rand["ratio"][key], key
+    assert s_rand["ratio"]["initial"] < 1e-2
+    # the pretrained net is the unrolled stack
+    for W, b, rbm in zip(pre.coefs_, pre.intercepts_, pre.rbms_):
+        assert W.shape == rbm.components_.T.shape and b.shape == rbm.intercept_hidden_.shape
+    assert rand.rbms_ == []
+
+
+def test_pretrained_weights_initialise_the_net(digits):
+    X, y = digits
+    clf = DBNClassifier(hidden_layer_sizes=(12, 8), pretrain_n_iter=2, max_iter=1,
+                        learning_rate_init=1e-12, momentum=0.0, alpha=0.0, random_state=0)
+    quiet(clf, X, y)
+    for W, b, rbm in zip(clf.coefs_, clf.intercepts_, clf.rbms_):
+        np.testing.assert_allclose(W, rbm.components_.T, atol=1e-6)
+        np.testing.assert_allclose(b, rbm.intercept_hidden_, atol=1e-6)
+    # the unrolled net computes the stack's features: check the output against an oracle
+    H = clf.rbms_[1].transform(clf.rbms_[0].transform(X))
+    Z = H @ clf.coefs_[2] + clf.intercepts_[2]
+    P = np.exp(Z - Z.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(clf.predict_proba(X), P / P.sum(axis=1, keepdims=True),
+                               rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("settings", [
+    dict(solver="adam", learning_rate_init=0.01), dict(dropout=0.2), dict(batch_norm=True), dict(max_grad_norm=1.0),
+    dict(activation="relu", pretrain=False), dict(activation="tanh"),
+    dict(learning_rate="invscaling", power_t=0.1, learning_rate_init=0.3),
+    dict(nesterovs_momentum=False),
+])
+def test_network_options_train(digits_split, settings):
+    X_train, X_test, y_train, y_test = digits_split
+    clf = quiet(DBNClassifier(hidden_layer_sizes=(32, 32), pretrain_n_iter=3, max_iter=15,
+                              random_state=0, **settings), X_train, y_train)
+    assert clf.score(X_test, y_test) > 0.8
+    assert clf.loss_curve_[-1] < 0.5 * clf.loss_curve_[0]
+
+
+# ---------------------------------------------------------------- fitted attributes
+def test_fitted_attributes(digits):
+    X, y = digits
+    clf = quiet(DBNClassifier(hidden_layer_sizes=(20, 10), pretrain_n_iter=2, max_iter=4,
+                              random_state=0), X, y)
+    assert clf.n_iter_ == 4 and len(clf.loss_curve_) == 4 and clf.t_ == 4 * len(X)
+    assert clf.n_layers_ == 4 and clf.n_outputs_ == 10 and clf.out_activation_ == "softmax"
+    assert [W.shape for W in clf.coefs_] == [(64, 20), (20, 10), (10, 10)]
+    assert clf.gradient_norms_.shape == (4, 3) and clf.initial_gradient_norms_.shape == (3,)
+    assert (clf.gradient_norms_ > 0).all() and (clf.initial_gradient_norms_ > 0).all()
+    assert clf.best_loss_ == min(clf.loss_curve_) and clf.validation_scores_ is None
+    np.testing.assert_array_equal(clf.classes_, np.arange(10))
+    P = clf.predict_proba(X)
+    np.testing.assert_allclose(P.sum(axis=1), 1, rtol=1e-5)
+    np.testing.assert_allclose(clf.predict_log_proba(X), np.log(P), rtol=1e-6)
+    np.testing.assert_array_equal(clf.predict(X), P.argmax(axis=1))
+
+
+def test_string_labels_and_binary_problems(digits):
+    X, y = digits
+    mask = y < 2
+    labels = np.where(y[mask] == 0, "zero", "one")
+    clf = quiet(DBNClassifier(**SMALL_NET), X[mask], labels)
+    assert list(clf.classes_) == ["one", "zero"]
+    assert clf.n_outputs_ == 1 and clf.out_activation_ == "logistic"
+    P = clf.predict_proba(X[mask])
+    assert P.shape == (mask.sum(), 2)
+    np.testing.assert_array_equal(clf.predict(X[mask]), clf.classes_[P.argmax(axis=1)])
+    assert clf.score(X[mask], labels) > 0.95
+
+
+def test_regressor_multi_output():
+    rng = np.random.default_rng(1)
+    X = rng.random((300, 3))
+    Y = np.c_[X[:, 0] + X[:, 1], X[:, 2] - X[:, 0]]
+    reg = quiet(DBNRegressor(hidden_layer_sizes=(16,), pretrain_n_iter=2, max_iter=100,
+                             solver="adam", learning_rate_init=0.01, random_state=0), X, Y)
+    assert reg.predict(X).shape == (300, 2) and reg.n_outputs_ == 2
+    assert reg.out_activation_ == "identity" and reg.score(X, Y) > 0.8
+
+
+def test_early_stopping_restores_the_best_weights(digits):
+    X, y = digits
+    seed = 3
+    clf = DBNClassifier(hidden_layer_sizes=(32,), pretrain_n_iter=2, max_iter=100,
+                        early_stopping=True, n_iter_no_change=3, validation_fraction=0.2,
+                        learning_rate_init=0.3, random_state=seed).fit(X, y)
+    assert clf.n_iter_ < 100 and len(clf.validation_scores_) == clf.n_iter_
+    assert clf.best_loss_ is None
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    assert np.argmax(clf.validation_scores_) < clf.n_iter_ - 1  # the last epoch was not best
+    # the estimator's split is the first draw of its random_state
+    _, X_val, _, y_val = train_test_split(X, y, test_size=0.2, stratify=y,
+                                          random_state=np.random.RandomState(seed))
+    assert accuracy_score(y_val, clf.predict(X_val)) == clf.best_validation_score_
+
+
+def test_convergence_warning_and_tol_stop(digits):
+    X, y = digits
+    with pytest.warns(ConvergenceWarning, match="maximum iterations"):
+        DBNClassifier(**{**SMALL_NET, "max_iter": 2}).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        clf = DBNClassifier(**{**SMALL_NET, "max_iter": 200}, tol=10.0,
+                            n_iter_no_change=2).fit(X, y)
+    assert clf.n_iter_ == 4  # epoch 1 improves on inf, then 3 epochs without progress
+
+
+@pytest.mark.parametrize("solver, schedule", [("sgd", "constant"), ("sgd", "adaptive"),
+                                              ("sgd", "invscaling"), ("adam", "constant")])
+def test_stopping_rule_matches_sklearn(digits, solver, schedule):
+    # tol so large that no epoch counts as progress: the epoch count is the stopping rule
+    # alone ("adaptive" divides the step by 5 each time until it is below 1e-6)
+    X, y = digits
+    kw = dict(solver=solver, learning_rate=schedule, tol=1e9, n_iter_no_change=2,
+              max_iter=100, learning_rate_init=0.01, random_state=0)
+    ours = DBNClassifier(hidden_layer_sizes=(8,), pretrain=False, **kw).fit(X[:200], y[:200])
+    theirs = MLPClassifier(hidden_layer_sizes=(8,), activation="logistic", **kw).fit(
+        X[:200], y[:200])
+    assert ours.n_iter_ == theirs.n_iter_
+
+
+def test_partial_fit(digits):
+    X, y = digits
+    kw = dict(hidden_layer_sizes=(16,), pretrain_n_iter=2, random_state=0)
+    streamed = DBNClassifier(**kw)
+    with pytest.raises(ValueError, match="classes must be passed"):
+        streamed.partial_fit(X, y)
+    assert not hasattr(streamed, "classes_")
+    streamed.partial_fit(X, y, classes=np.arange(10))
+    # the first call is fit with one epoch (same random stream)
+    one_epoch = quiet(DBNClassifier(max_iter=1, **kw), X, y)
+    for a, b in zip(streamed.coefs_, one_epoch.coefs_):
+        np.testing.assert_array_equal(a, b)
+    for _ in range(3):
+        streamed.partial_fit(X[:900], y[:900])
+    assert streamed.n_iter_ == 4 and len(streamed.loss_curve_) == 4
+    assert streamed.loss_curve_[-1] < streamed.loss_curve_[0]
+    with pytest.raises(ValueError, match="not the same"):
+        streamed.partial_fit(X, y, classes=np.arange(11))
+    with pytest.raises(ValueError, match="not in classes_"):
+        streamed.partial_fit(X[:5], np.full(5, 12))
+    assert streamed.n_iter_ == 4
+
+
+def test_warm_start_continues(digits):
+    X, y = digits
+    clf = quiet(DBNClassifier(**{**SMALL_NET, "max_iter": 3}, warm_start=True), X, y)
+    rbm = clf.rbms_[0]
+    first = clf.coefs_[0].copy()
+    quiet(clf, X, y)
+    assert clf.n_iter_ == 6 and len(clf.loss_curve_) == 6 and clf.gradient_norms_.shape[0] == 6
+    assert clf.rbms_[0] is rbm and not np.array_equal(clf.coefs_[0], first)
+    with pytest.raises(ValueError, match="classes"):
+        clf.fit(X[y < 5], y[y < 5])
+    clf.set_params(hidden_layer_sizes=(17,))
+    with pytest.raises(ValueError, match="shape"):
+        clf.fit(X, y)
+
+
+# ----------------------------------------------------------------- reproducibility
+@pytest.mark.parametrize("estimator", [
+    DBNClassifier(hidden_layer_sizes=(128, 64), pretrain_n_iter=1, pretrain_batch_size=64,
+                  batch_size=128, max_iter=2, dropout=0.1, random_state=7),
+    DBNRegressor(hidden_layer_sizes=(128,), pretrain=False, batch_size=128, max_iter=2,
+                 batch_norm=True, solver="adam", random_state=7),
+])
+def test_same_seed_same_model_for_any_thread_count(digits, estimator):
+    # mini-batches of 128 rows: large enough for OpenBLAS to split the GEMMs over 2 threads
+    X, y = digits[0][:768], digits[1][:768]
+    models = [quiet(clone(estimator).set_params(n_jobs=n), X, y) for n in (1, 2, 1)]
+    for m in models[1:]:
+        for a, b in zip(m.coefs_ + m.intercepts_, models[0].coefs_ + models[0].intercepts_):
+            np.testing.assert_array_equal(a, b)
+        assert m.loss_curve_ == models[0].loss_curve_
+        np.testing.assert_array_equal(m.gradient_norms_, models[0].gradient_norms_)
+    other = quiet(clone(estimator).set_params(random_state=8), X, y)
+    assert not np.array_equal(other.coefs_[0], models[0].coefs_[0])
+
+
+def test_dbn_same_seed_same_stack_and_samples(digits):
+    X, _ = digits
+    kw = dict(hidden_layer_sizes=(128, 64), n_iter=2, batch_size=64, random_state=1)
+    a, b = DBN(n_jobs=1, **kw).fit(X), DBN(n_jobs=2, **kw).fit(X)
+    for ra, rb in zip(a.rbms_, b.rbms_):
+        np.testing.assert_array_equal(ra.components_, rb.components_)
+    s = a.sample(20, n_steps=30, random_state=5)
+    np.testing.assert_array_equal(s, b.sample(20, n_steps=30, random_state=5))
+    assert not np.array_equal(s, a.sample(20, n_steps=30, random_state=6))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_dtype_preserved(digits, dtype):
+    X, y = digits
+    clf = quiet(DBNClassifier(**SMALL_NET, dtype=dtype), X.astype(np.float64), y)
+    assert clf.coefs_[0].dtype == dtype and clf.rbms_[0].components_.dtype == dtype
+    assert clf.predict_proba(X).dtype == dtype
+    reg = quiet(DBNRegressor(**SMALL_NET, dtype=dtype), X, y.astype(float) / 9)
+    assert reg.predict(X).dtype == dtype
+    dbn = DBN((8,), n_iter=1, dtype=dtype, random_state=0).fit(X)
+    assert dbn.transform(X).dtype == dtype and dbn.sample(2, 2, random_state=0).dtype == dtype
+
+
+# ----------------------------------------------------------------------------- DBN
+def test_dbn_stack_transform_and_per_layer_settings(digits):
+    X, _ = digits
+    dbn = DBN(hidden_layer_sizes=(32, 16, 8), n_iter=[3, 2, 1], learning_rate=0.05,
+              k=[1, 2, 1], persistent=[True, False, True], batch_size=(10, 20, 30),
+              random_state=0).fit(X)
+    assert [r.n_iter_ for r in dbn.rbms_] == [3, 2, 1]
+    assert [r.k for r in dbn.rbms_] == [1, 2, 1]
+    assert [r.persistent for r in dbn.rbms_] == [True, False, True]
+    assert [r.n_features_in_ for r in dbn.rbms_] == [64, 32, 16]
+    H = X
+    for rbm in dbn.rbms_:  # greedy: each layer on the hidden probabilities below
+        H = ref.sigmoid(H @ rbm.components_.T.astype(np.float64) + rbm.intercept_hidden_)
+    np.testing.assert_allclose(dbn.transform(X), H, rtol=1e-4, atol=1e-6)
+    assert list(dbn.get_feature_names_out()) == [f"dbn{i}" for i in range(8)]
+    # no sub-estimators in __init__: the parameters are the whole constructor state
+    assert set(vars(DBN())) == set(DBN().get_params())
+
+
+def test_dbn_sample_is_binary_and_learns_the_marginals():
+    rng = np.random.default_rng(0)
+    protos = rng.random((3, 12)) < 0.5
+    X = (protos[rng.integers(0, 3, 600)] ^ (rng.random((600, 12)) < 0.05)).astype(float)
+    dbn = DBN(hidden_layer_sizes=(16, 16), n_iter=30, learning_rate=0.05, persistent=False,
+              random_state=0).fit(X)
+    samples = dbn.sample(1000, n_steps=100, random_state=0)
+    assert samples.shape == (1000, 12) and set(np.unique(samples)) <= {0.0, 1.0}
+    # top-down generation is approximate (the lower layers' priors are not the trained
+    # upper RBMs' marginals), but far closer to the data than an untrained stack
+    untrained = DBN(hidden_layer_sizes=(16, 16), n_iter=0, random_state=0).fit(X)
+    error = np.abs(samples.mean(axis=0) - X.mean(axis=0)).max()
+    untrained_error = np.abs(untrained.sample(1000, 100, random_state=0).mean(axis=0)
+                             - X.mean(axis=0)).max()
+    assert error < 0.15 and untrained_error > 0.3
+    probs = dbn.sample(5, n_steps=3, random_state=0, probabilities=True)
+    assert ((probs > 0) & (probs < 1)).all()
+    with pytest.raises(ValueError, match="n_samples"):
+        dbn.sample(0)
+
+
+def test_dbn_sparse_input_gives_the_same_model(digits):
+    import scipy.sparse as sp
+
+    X, _ = digits
+    kw = dict(hidden_layer_sizes=(8, 4), n_iter=1, random_state=0)
+    dense, sparse = DBN(**kw).fit(X), DBN(**kw).fit(sp.csr_matrix(X))
+    np.testing.assert_array_equal(dense.rbms_[0].components_, sparse.rbms_[0].components_)
+    # the layer above trains on features that differ in rounding only
+    np.testing.assert_allclose(dense.rbms_[1].components_, sparse.rbms_[1].components_,
+                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(dense.transform(X), sparse.transform(sp.csr_matrix(X)),
+                               rtol=1e-5)
+
+
+# ---------------------------------------------------------------------- robustness
+@pytest.mark.parametrize("make", [
+    lambda: DBN((8, 4), n_iter=1, random_state=0),
+    lambda: DBNClassifier(**SMALL_NET),
+    lambda: DBNRegressor(**SMALL_NET),
+])
+def test_rejected_calls_leave_a_fitted_model_unchanged(digits, make):
+    X, y = digits
+    model = quiet(make(), X, y)
+    snapshot = pickle.dumps(model)
+
+    def state(m):  # every attribute, compared by value
+        return {name: pickle.dumps(value) for name, value in vars(m).items()}
+
+    expected = state(model)
+    X_nan = X.copy()
+    X_nan[3, 3] = np.nan
+    bad_calls = [
+        ((X_nan, y), {}, "NaN"),
+        ((X, y[:-1]), {}, "inconsistent"),
+        ((X, y), dict(hidden_layer_sizes=()), "empty"),
+        ((X, y), dict(hidden_layer_sizes=(8, 0)), "hidden_layer_sizes"),
+        ((X, y), dict(first_layer="gaussian"), "first_layer"),
+    ]
+    if isinstance(model, DBN):
+        bad_calls = [c for c in bad_calls if "inconsistent" != c[2]] + [
+            ((X,), dict(n_iter=[1, 2, 3]), "n_iter holds 3 values for 2 layers"),
+            ((X,), dict(learning_rate=[0.1, -1.0]), "layer 2 .*learning_rate"),
+        ]
+    else:
+        bad_calls += [
+            ((X, y), dict(pretrain_n_iter=[1, 2]), "pretrain_n_iter holds 2 values"),
+            ((X, y), dict(pretrain_learning_rate=[-1.0]), "layer 1 .*learning_rate"),
+            ((X, y), dict(dropout=[1.5]), "dropout"),
+            ((X, y), dict(learning_rate_init=0), "learning_rate_init"),
+            ((X, y), dict(early_stopping=True, validation_fraction=0.0005), "validation|test_size"),
+        ]
+    if isinstance(model, DBNClassifier):
+        bad_calls.append(((X, np.zeros(len(X))), {}, "only one class"))
+        bad_calls.append(((X, y + 0.5), {}, "Unknown label type"))
+    for args, params, match in bad_calls:
+        candidate = pickle.loads(snapshot)
+        candidate.set_params(**params)
+        with pytest.raises(ValueError, match=match):
+            candidate.fit(*args)
+        candidate.set_params(**{k: getattr(model, k) for k in params})
+        assert state(candidate) == expected, (args[0].shape, params)
+    if isinstance(model, DBN):
+        model.transform(X)
+        return
+    for call in (model.partial_fit, model.predict):
+        with pytest.raises(ValueError, match="features"):
+            call(*((X[:, :10], y) if call == model.partial_fit else (X[:, :10],)))
+    assert state(model) == expected
+    model.predict(X)
+
+
+def test_divergence_raises_and_keeps_a_finite_model():
+    rng = np.random.default_rng(0)
+    X = rng.random((100, 5))
+    y = 1e6 * rng.standard_normal(100)
+    reg = DBNRegressor(hidden_layer_sizes=(8,), pretrain=False, learning_rate_init=10.0,
+                       random_state=0)
+    with pytest.raises(FloatingPointError, match="diverged in epoch"):
+        reg.fit(X, y)
+    assert all(np.isfinite(W).all() for W in reg.coefs_)
+    assert np.isfinite(reg.predict(X)).all() and len(reg.loss_curve_) == reg.n_iter_
+
+
+def interrupt_second_call(monkeypatch, module, name):
+    """Ctrl-C reaches Python when a compiled epoch returns: simulate it after the second
+    call of ``module.name``. Returns the list of calls (clear it to re-arm)."""
+    real, calls = getattr(module, name), []
+
+    def interrupted_on_second_call(*args):
+        calls.append(1)
+        result = real(*args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return result
+
+    monkeypatch.setattr(module, name, interrupted_on_second_call)
+    return calls
+
+
+def test_keyboard_interrupt_keeps_the_completed_epochs(digits, monkeypatch):
+    from fastrbm import dbn as dbn_module
+
+    X, y = digits
+    one_epoch = quiet(DBNClassifier(**{**SMALL_NET, "max_iter": 1}), X, y)
+    interrupt_second_call(monkeypatch, dbn_module._bp, "run_epoch")
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        clf = DBNClassifier(**SMALL_NET).fit(X, y)
+    assert clf.n_iter_ == 1 and len(clf.loss_curve_) == 1 and len(clf.gradient_norms_) == 1
+    np.testing.assert_array_equal(clf.coefs_[0], one_epoch.coefs_[0])
+    monkeypatch.undo()
+    clf.partial_fit(X, y)  # still usable
+
+
+def test_keyboard_interrupt_during_pretraining(digits, monkeypatch):
+    from fastrbm import rbm as rbm_module
+
+    X, y = digits
+    calls = interrupt_second_call(monkeypatch, rbm_module._sampling, "cd_epoch")
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        dbn = DBN((8, 4), n_iter=3, random_state=0).fit(X)
+    assert [r.n_iter_ for r in dbn.rbms_] == [1, 0]
+    assert dbn.transform(X).shape == (len(X), 4)
+    calls.clear()
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        clf = DBNClassifier(hidden_layer_sizes=(8, 4), pretrain_n_iter=3, random_state=0).fit(
+            X, y)
+    assert clf.n_iter_ == 0 and clf.predict(X).shape == (len(X),)
+
+
+# ------------------------------------------------------------------- integration
+def test_clone_and_pickle_round_trip(digits):
+    X, y = digits
+    clf = quiet(DBNClassifier(**SMALL_NET, dropout=0.1), X, y)
+    assert clone(clf).get_params() == clf.get_params()
+    copy = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(copy.predict_proba(X), clf.predict_proba(X))
+    copy.partial_fit(X, y)
+    clf.partial_fit(X, y)
+    np.testing.assert_array_equal(copy.coefs_[0], clf.coefs_[0])  # views survive pickling
+    dbn = DBN((8,), n_iter=1, random_state=0).fit(X)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(dbn)).transform(X),
+                                  dbn.transform(X))
+
+
+def test_pipeline_and_grid_search(digits):
+    X, y = digits
+    pipe = Pipeline([("scale", MinMaxScaler()),
+                     ("dbn", DBNClassifier(hidden_layer_sizes=(16,), pretrain_n_iter=2,
+                                           max_iter=30, random_state=0))])
+    grid = GridSearchCV(pipe, {"dbn__pretrain": [True, False],
+                               "dbn__pretrain_n_iter": [1, [2]]}, cv=2)
+    quiet(grid, X[:600], y[:600])
+    assert grid.best_score_ > 0.8 and set(grid.best_params_) == {"dbn__pretrain",
+                                                                 "dbn__pretrain_n_iter"}
+    features = Pipeline([("dbn", DBN((16,), n_iter=2, random_state=0)),
+                         ("clf", DBNClassifier(hidden_layer_sizes=(8,), pretrain=False,
+                                               max_iter=30, random_state=0))])
+    assert quiet(features, X, y).score(X, y) > 0.6
+
+
+def test_verbose_prints_epochs(digits, capsys):
+    X, y = digits
+    quiet(DBNClassifier(**{**SMALL_NET, "max_iter": 2}, verbose=2), X, y)
+    out = capsys.readouterr().out
+    assert out.count("[DBNClassifier] Iteration") == 2 and "loss = " in out
+    assert out.count("[BernoulliRBM] Iteration") == 2
