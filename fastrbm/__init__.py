@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 # public name -> submodule that defines it
 _LAZY = {
     "BernoulliRBM": "rbm",
+    "GaussianBernoulliRBM": "rbm",
     "DBN": "dbn",
     "DBNClassifier": "dbn",
     "DBNRegressor": "dbn",

@@ -1,5 +1,6 @@
 """Log partition functions and log-likelihoods of RBMs: exact enumeration for small models,
-Annealed Importance Sampling (Salakhutdinov & Murray 2008) for large ones."""
+Annealed Importance Sampling (Salakhutdinov & Murray 2008) for large ones (Bernoulli visible
+units; Gaussian visible units have the exact method only)."""
 from numbers import Integral
 
 import numpy as np
@@ -24,7 +25,37 @@ _PARAMETERS = ("components_", "intercept_visible_", "intercept_hidden_")
 def _parameters(model):
     if not all(hasattr(model, name) for name in _PARAMETERS):
         raise NotFittedError(f"{type(model).__name__} is not fitted: it needs {_PARAMETERS}")
+    if getattr(model, "hidden_units", "bernoulli") != "bernoulli":
+        raise NotImplementedError(
+            "log Z exists for Bernoulli hidden units only: noisy rectified linear units have "
+            "no energy function")
     return tuple(getattr(model, name) for name in _PARAMETERS)
+
+
+def _exact_gaussian_log_partition(W, b, c, sigma):
+    """log Z of a Gaussian-Bernoulli RBM, enumerating the hidden states in chunks.
+
+    With E(v, h) = sum_i (v_i - b_i)^2 / (2 s_i^2) - c.h - (v / s^2).W^T h, the integral
+    over v for a hidden state h is Gaussian with mean m = b + W^T h:
+    log int exp(-E) dv = c.h + sum_i (m_i^2 - b_i^2) / (2 s_i^2) + sum_i log(sqrt(2 pi) s_i).
+    """
+    W, b, c, sigma = (np.asarray(a, dtype=np.float64) for a in (W, b, c, sigma))
+    n_units = W.shape[0]
+    if n_units > MAX_EXACT_UNITS:
+        raise ValueError(
+            f"exact log Z of a Gaussian-Bernoulli RBM enumerates 2**{n_units} hidden states; "
+            f"that is beyond {MAX_EXACT_UNITS} units (and AIS is not implemented for "
+            "Gaussian visible units).")
+    inv_var = 1.0 / sigma**2
+    bits = np.arange(n_units)
+    chunks = []
+    for start in range(0, 2**n_units, _CHUNK_STATES):
+        states = np.arange(start, min(start + _CHUNK_STATES, 2**n_units))
+        H = ((states[:, None] >> bits) & 1).astype(np.float64)
+        a = H @ W  # m - b
+        # (m^2 - b^2) / 2 = a (b + a / 2)
+        chunks.append(logsumexp(H @ c + (a * (b + 0.5 * a)) @ inv_var))
+    return float(logsumexp(chunks)) + float(np.sum(0.5 * np.log(2 * np.pi) + np.log(sigma)))
 
 
 def _exact_log_partition(W, b, c):
@@ -77,11 +108,15 @@ def log_partition(model, method="exact", *, n_chains=100, n_betas=10000, betas=N
 
     Parameters
     ----------
-    model : fitted BernoulliRBM (or any object with ``components_``,
-        ``intercept_visible_`` and ``intercept_hidden_``)
+    model : fitted BernoulliRBM or GaussianBernoulliRBM
+        Or any object with ``components_``, ``intercept_visible_`` and
+        ``intercept_hidden_``, and ``sigma_`` for Gaussian visible units. Models with
+        ``hidden_units="nrelu"`` have no partition function (``NotImplementedError``).
     method : {"exact", "ais"}, default="exact"
         ``"exact"`` enumerates the smaller layer (at most 25 units) in chunks with a
-        log-sum-exp in float64. ``"ais"`` runs Annealed Importance Sampling.
+        log-sum-exp in float64; for Gaussian visible units it always enumerates the hidden
+        layer and integrates the visible one in closed form. ``"ais"`` runs Annealed
+        Importance Sampling (Bernoulli visible units only).
     n_chains : int, default=100
         AIS: number of independent annealing runs.
     n_betas : int, default=10000
@@ -109,8 +144,18 @@ def log_partition(model, method="exact", *, n_chains=100, n_betas=10000, betas=N
     ----------
     R. Salakhutdinov and I. Murray (2008). On the quantitative analysis of deep belief
     networks. ICML.
+    K. Cho, T. Raiko and A. Ilin (2011). Improved learning of Gaussian-Bernoulli
+    restricted Boltzmann machines. ICANN.
     """
     W, b, c = _parameters(model)
+    if hasattr(model, "sigma_"):  # Gaussian visible units
+        if method != "exact":
+            raise ValueError(
+                f"method={method!r}: log Z of Gaussian visible units is computed exactly only "
+                f"(method='exact', at most {MAX_EXACT_UNITS} hidden units); AIS is "
+                "implemented for Bernoulli visible units.")
+        log_z = _exact_gaussian_log_partition(W, b, c, model.sigma_)
+        return (log_z, 0.0) if return_std else log_z
     if method == "exact":
         log_z = _exact_log_partition(W, b, c)
         return (log_z, 0.0) if return_std else log_z

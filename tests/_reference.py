@@ -40,8 +40,41 @@ def uniforms(seed, counter, shape):
     return (bits >> _U32(8)).astype(np.float64) * 2.0**-24
 
 
+def normals(seed, counter, shape):
+    """The engine's standard normal at (seed, counter, row, column): Box-Muller on the
+    uniforms at columns 2j and 2j + 1 of the row."""
+    rows, cols = shape
+    u = uniforms(seed, counter, (rows, 2 * cols))
+    return np.sqrt(-2 * np.log1p(-u[:, 0::2])) * np.cos(2 * np.pi * u[:, 1::2])
+
+
 def sigmoid(x):
     return expit(x)
+
+
+def unit_mean(x, units):
+    """The mean-field value of units with total input x: sigmoid, identity (Gaussian) or
+    max(0, x) (noisy rectified linear)."""
+    if units == "bernoulli":
+        return sigmoid(x)
+    if units == "gaussian":
+        return x
+    if units == "nrelu":
+        return np.maximum(x, 0)
+    raise ValueError(units)
+
+
+def sample_units(pre, bias, units, seed, counter, sigma=None):
+    """(mean, sample) of a layer of ``units`` with pre-activations ``pre``: Bernoulli as
+    sample_layer; Gaussian N(pre + bias, sigma^2); noisy rectified linear
+    max(0, x + sqrt(sigmoid(x)) N(0, 1)), x = pre + bias (Nair & Hinton 2010)."""
+    if units == "bernoulli":
+        return sample_layer(pre, bias, seed, counter)
+    x = pre + bias
+    noise = normals(seed, counter, x.shape)
+    if units == "gaussian":
+        return x, x + sigma * noise
+    return np.maximum(x, 0), np.maximum(x + np.sqrt(sigmoid(x)) * noise, 0)
 
 
 def sample_layer(pre, bias, seed, counter):
@@ -50,50 +83,68 @@ def sample_layer(pre, bias, seed, counter):
     return p, (uniforms(seed, counter, p.shape) < p).astype(p.dtype)
 
 
-def gibbs_chain(v, W, b, c, n_steps, seed, counter):
-    """n_steps of v -> h -> v; returns (v, h, v_prob, next counter)."""
+def gibbs_chain(v, W, b, c, n_steps, seed, counter, visible="bernoulli", hidden="bernoulli",
+                log_var=None):
+    """n_steps of v -> h -> v; returns (v, h, v_prob, next counter). Gaussian visible units
+    have variances exp(log_var), and the hidden layer sees v / sigma^2."""
     h = vp = None
+    inv_var = np.exp(-log_var) if visible == "gaussian" else 1.0
+    sigma = np.exp(0.5 * log_var) if visible == "gaussian" else None
     for _ in range(n_steps):
-        _, h = sample_layer(v @ W.T, c, seed, counter)
-        vp, v = sample_layer(h @ W, b, seed, counter + 1)
+        _, h = sample_units((v * inv_var) @ W.T, c, hidden, seed, counter)
+        vp, v = sample_units(h @ W, b, visible, seed, counter + 1, sigma)
         counter += 2
     return v, h, vp, counter
 
 
 def cd_epoch(X, W, b, c, chain, vel, q_hidden, *, batch_size, k, persistent,
              learning_rate, momentum=0.0, weight_decay=0.0, sparsity_target=0.1,
-             sparsity_cost=0.0, seed, counter):
+             sparsity_cost=0.0, seed, counter, visible="bernoulli", hidden="bernoulli",
+             log_var=None, log_var_vel=None, learn_log_var=False, log_var_min=-10,
+             log_var_max=10):
     """One epoch of CD-k / PCD-k, as documented in ``_sampling.cd_epoch``.
 
-    Works on copies and returns (W, b, c, chain, vel, q_hidden, counter)."""
+    Works on copies and returns (W, b, c, chain, vel, q_hidden, counter), and with
+    Gaussian visible units also (log_var, log_var_vel)."""
     W, b, c = W.copy(), b.copy(), c.copy()
     chain = chain.copy()
     vel = [v.copy() for v in vel]
     q_hidden = q_hidden.copy()
-    plain = momentum == 0 and weight_decay == 0 and sparsity_cost == 0
+    gaussian = visible == "gaussian"
+    learn = gaussian and learn_log_var
+    z = log_var.copy() if gaussian else np.zeros(X.shape[1])
+    z_vel = log_var_vel.copy() if learn else None
+    plain = momentum == 0 and weight_decay == 0 and sparsity_cost == 0 and not learn
     for start in range(0, X.shape[0], batch_size):
+        inv_var, sigma = np.exp(-z), np.exp(0.5 * z)
         V0 = X[start:start + batch_size]
+        V0s = V0 * inv_var if gaussian else V0
         n = V0.shape[0]
         if persistent:
-            Hpos = sigmoid(V0 @ W.T + c)
+            Hpos = unit_mean(V0s @ W.T + c, hidden)
             Hs = chain
         else:
-            Hpos, Hs = sample_layer(V0 @ W.T, c, seed, counter)
+            Hpos, Hs = sample_units(V0s @ W.T, c, hidden, seed, counter)
             counter += 1
         for step in range(k):
-            _, Vneg = sample_layer(Hs @ W, b, seed, counter)
+            _, Vneg = sample_units(Hs @ W, b, visible, seed, counter, sigma)
+            Vnegs = Vneg * inv_var if gaussian else Vneg
             counter += 1
             if persistent or step < k - 1:
-                Hneg, Hs = sample_layer(Vneg @ W.T, c, seed, counter)
+                Hneg, Hs = sample_units(Vnegs @ W.T, c, hidden, seed, counter)
                 counter += 1
             else:
-                Hneg = sigmoid(Vneg @ W.T + c)
+                Hneg = unit_mean(Vnegs @ W.T + c, hidden)
         if persistent:
             chain = Hs
         n_neg = Vneg.shape[0]
-        gW = Hpos.T @ V0 / n - Hneg.T @ Vneg / n_neg
-        gb = V0.mean(axis=0) - Vneg.mean(axis=0)
+        gW = Hpos.T @ V0s / n - Hneg.T @ Vnegs / n_neg
+        gb = V0s.mean(axis=0) - Vnegs.mean(axis=0)
         gc = Hpos.mean(axis=0) - Hneg.mean(axis=0)
+        if learn:  # Cho et al. (2011), from W and b before this update
+            gz = (0.5 * inv_var * (((V0 - b) ** 2).mean(axis=0) - ((Vneg - b) ** 2).mean(axis=0))
+                  - (W * gW).sum(axis=0))
+        V0 = V0s
         if plain:
             W += learning_rate * gW
             b += learning_rate * gb
@@ -108,11 +159,33 @@ def cd_epoch(X, W, b, c, chain, vel, q_hidden, *, batch_size, k, persistent,
             W += vel[0]
             b += vel[1]
             c += vel[2]
+        if learn:
+            z_vel = momentum * z_vel + learning_rate * gz
+            z = np.clip(z + z_vel, log_var_min, log_var_max)
+    if gaussian:
+        return W, b, c, chain, vel, q_hidden, counter, z, z_vel
     return W, b, c, chain, vel, q_hidden, counter
 
 
 def free_energy(X, W, b, c):
     return -X @ b - np.logaddexp(0, X @ W.T + c).sum(axis=1)
+
+
+def gaussian_free_energy(X, W, b, c, log_var):
+    """F(v) = sum_j (v_j - b_j)^2 / (2 sigma_j^2) - sum_i softplus(c_i + W_i.(v / sigma^2))."""
+    inv_var = np.exp(-log_var)
+    return (0.5 * ((X - b) ** 2 * inv_var).sum(axis=1)
+            - np.logaddexp(0, (X * inv_var) @ W.T + c).sum(axis=1))
+
+
+def gaussian_exact_log_partition(W, b, c, log_var):
+    """log Z of a Gaussian-Bernoulli RBM: each hidden state's Gaussian integral over v in
+    closed form, the hidden states enumerated (n_hidden <= ~20)."""
+    nh = W.shape[0]
+    H = ((np.arange(2**nh)[:, None] >> np.arange(nh)[None, :]) & 1).astype(np.float64)
+    mean = H @ W + b
+    log_terms = H @ c + 0.5 * ((mean ** 2 - b ** 2) * np.exp(-log_var)).sum(axis=1)
+    return np.logaddexp.reduce(log_terms) + 0.5 * (np.log(2 * np.pi) + log_var).sum()
 
 
 def exact_log_partition(W, b, c):

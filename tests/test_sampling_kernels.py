@@ -198,3 +198,261 @@ def test_cd_epoch_rejects_mismatched_shapes():
         _sampling.cd_epoch(X, *args, 0, 1, False, 0.1, 0, 0, 0.1, 0, 0, 0)
     with pytest.raises(ValueError, match="velocity"):
         _sampling.cd_epoch(X, *args, 4, 1, False, 0.1, 0.9, 0, 0.1, 0, 0, 0)
+
+
+# ---------------------------------------------------------------------------------------
+# Normal draws, Gaussian visible units, noisy rectified linear hidden units
+# ---------------------------------------------------------------------------------------
+
+# Box-Muller through the engine's own log / sqrt / cos polynomials: float32 agrees with the
+# float64 NumPy oracle to a few float32 ulps of the largest value (|z| <= 5.8).
+NORMAL_ATOL = {np.float32: 4e-6, np.float64: 1e-13}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_threads", THREADS)
+def test_normals_match_oracle(dtype, n_threads):
+    out = np.empty((37, 301), dtype)
+    assert _sampling.normal_rows(out, 12345, 678, n_threads) == 679
+    np.testing.assert_allclose(out, ref.normals(12345, 678, out.shape), rtol=RTOL[dtype],
+                               atol=NORMAL_ATOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_normal_statistics(dtype):
+    # 200k draws: moments, a Kolmogorov-Smirnov test against N(0, 1), and no correlation
+    # along rows, along columns, or between consecutive counters.
+    from scipy import stats
+
+    z = np.empty((400, 500), dtype)
+    _sampling.normal_rows(z, 7, 0)
+    w = np.empty_like(z)
+    _sampling.normal_rows(w, 7, 1)
+    x = z.astype(np.float64).ravel()
+    assert abs(x.mean()) < 0.01 and abs(x.var() - 1) < 0.01
+    assert abs(stats.skew(x)) < 0.02 and abs(stats.kurtosis(x)) < 0.04
+    assert stats.kstest(x, "norm").pvalue > 1e-3
+    assert np.abs(x).max() < 5.8
+    for a, b in [(z[:, 1:], z[:, :-1]), (z[1:], z[:-1]), (z, w)]:
+        assert abs(np.corrcoef(a.ravel(), b.ravel())[0, 1]) < 0.01
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_threads", THREADS)
+def test_gaussian_sample_rows(dtype, n_threads):
+    rng = np.random.default_rng(11)
+    pre = (rng.standard_normal((25, 90)) * 3).astype(dtype)
+    bias = rng.standard_normal(90).astype(dtype)
+    sigma = np.exp(rng.standard_normal(90)).astype(dtype)
+    mean_ref, s_ref = ref.sample_units(pre.astype(np.float64), bias, "gaussian", 99, 5, sigma)
+    acc, samples = pre.copy(), np.empty_like(pre)
+    assert _sampling.gaussian_sample_rows(acc, bias, sigma, samples, 99, 5, n_threads) == 6
+    np.testing.assert_allclose(acc, mean_ref, rtol=RTOL[dtype])
+    np.testing.assert_allclose(samples, s_ref, rtol=RTOL[dtype], atol=10 * NORMAL_ATOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_threads", THREADS)
+def test_nrelu_sample_rows(dtype, n_threads):
+    rng = np.random.default_rng(12)
+    pre = (rng.standard_normal((25, 90)) * 3).astype(dtype)
+    pre[0, :4] = [-1e4, 1e4, -100, 100]
+    bias = rng.standard_normal(90).astype(dtype)
+    mean_ref, s_ref = ref.sample_units(pre.astype(np.float64), bias, "nrelu", 99, 5)
+    acc, samples = pre.copy(), np.empty_like(pre)
+    assert _sampling.nrelu_sample_rows(acc, bias, samples, 99, 5, n_threads) == 6
+    assert np.isfinite(samples).all() and (samples >= 0).all()
+    np.testing.assert_allclose(acc, mean_ref, rtol=RTOL[dtype])
+    np.testing.assert_allclose(samples, s_ref, rtol=RTOL[dtype], atol=10 * NORMAL_ATOL[dtype])
+
+
+def test_nrelu_and_gaussian_samples_have_the_right_moments():
+    # NReLU: x + N(0, sigmoid(x)) rectified; at x = 1 that is E = 1.0195, Var = 0.6824 (by
+    # numerical integration of max(0, 1 + s z), s^2 = sigmoid(1)). Gaussian: N(0.5, 2^2).
+    from scipy import integrate, stats
+
+    s = np.sqrt(ref.sigmoid(1.0))
+    m1 = integrate.quad(lambda z: max(0, 1 + s * z) * stats.norm.pdf(z), -12, 12)[0]
+    m2 = integrate.quad(lambda z: max(0, 1 + s * z) ** 2 * stats.norm.pdf(z), -12, 12)[0]
+    h = np.empty((400, 500))
+    _sampling.nrelu_sample_rows(np.ones_like(h), np.zeros(500), h, 3, 0)
+    assert abs(h.mean() - m1) < 0.005 and abs(h.var() - (m2 - m1**2)) < 0.01
+    v = np.empty((400, 500))
+    _sampling.gaussian_sample_rows(np.full_like(v, 0.5), np.zeros(500), np.full(500, 2.0), v,
+                                   3, 0)
+    assert abs(v.mean() - 0.5) < 0.01 and abs(v.std() - 2) < 0.01
+
+
+UNIT_CHAINS = [("gaussian", "bernoulli", 0.0), ("gaussian", "bernoulli", 0.7),
+               ("bernoulli", "nrelu", 0.0), ("gaussian", "nrelu", 0.7)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_threads", THREADS)
+@pytest.mark.parametrize("visible, hidden, log_var_scale", UNIT_CHAINS, ids=str)
+def test_gibbs_chain_with_other_units(dtype, n_threads, visible, hidden, log_var_scale):
+    rng = np.random.default_rng(2)
+    W = (rng.standard_normal((7, 11)) * 0.3).astype(dtype)
+    b, c = rng.standard_normal(11).astype(dtype), rng.standard_normal(7).astype(dtype)
+    log_var = (rng.standard_normal(11) * log_var_scale).astype(dtype)
+    v0 = rng.standard_normal((9, 11)).astype(dtype)
+    if visible == "bernoulli":
+        v0 = (v0 > 0).astype(dtype)
+    v_ref, h_ref, vp_ref, ctr = ref.gibbs_chain(v0.astype(np.float64), W, b, c, 4, 11, 20,
+                                                visible, hidden, log_var.astype(np.float64))
+    v, h, vp = v0.copy(), np.empty((9, 7), dtype), np.empty((9, 11), dtype)
+    with threadpool_limits(1, user_api="blas"):
+        assert _sampling.gibbs_chain(v, h, W, b, c, 4, 11, 20, 2, n_threads, vp, visible,
+                                     hidden, log_var) == ctr
+    tol = dict(rtol=10 * RTOL[dtype], atol=10 * NORMAL_ATOL[dtype])
+    for name, got, want in [("v", v, v_ref), ("h", h, h_ref), ("v_prob", vp, vp_ref)]:
+        np.testing.assert_allclose(got, want, err_msg=name, **tol)
+
+
+def _run_units_kernel(X, W, b, c, chain, vel, q, log_var, log_var_vel, *, n_blocks=2,
+                      n_threads=1, **kw):
+    """_sampling.cd_epoch with unit types, on copies; returns what ref.cd_epoch returns."""
+    W, b, c, chain, q = W.copy(), b.copy(), c.copy(), chain.copy(), q.copy()
+    vel = [v.copy() for v in vel]
+    log_var, log_var_vel = log_var.copy(), log_var_vel.copy()
+    dtype = W.dtype
+    with threadpool_limits(1, user_api="blas"):
+        counter = _sampling.cd_epoch(
+            X, np.empty(0, dtype), np.empty(0, np.int32), np.zeros(1, np.int32), False,
+            W, b, c, chain, vel[0], vel[1], vel[2], q, kw["batch_size"], kw["k"],
+            kw["persistent"], kw["learning_rate"], kw.get("momentum", 0.0),
+            kw.get("weight_decay", 0.0), kw.get("sparsity_target", 0.1),
+            kw.get("sparsity_cost", 0.0), kw["seed"], kw["counter"], n_blocks, n_threads,
+            kw["visible"], kw["hidden"], log_var, log_var_vel, kw.get("learn_log_var", False),
+            kw.get("log_var_min", -10), kw.get("log_var_max", 10))
+    return W, b, c, chain, vel, q, counter, log_var, log_var_vel
+
+
+GAUSSIAN_CD_SETTINGS = [
+    dict(visible="gaussian", hidden="bernoulli", k=1, persistent=False),
+    dict(visible="gaussian", hidden="bernoulli", k=2, persistent=True),
+    dict(visible="gaussian", hidden="bernoulli", k=1, persistent=False, log_var_scale=0.5),
+    dict(visible="gaussian", hidden="bernoulli", k=1, persistent=False, learn_log_var=True),
+    dict(visible="gaussian", hidden="bernoulli", k=1, persistent=True, learn_log_var=True,
+         momentum=0.5, weight_decay=0.01, log_var_scale=0.3, log_var_min=-0.2,
+         log_var_max=0.4),
+    dict(visible="bernoulli", hidden="nrelu", k=1, persistent=False),
+    dict(visible="bernoulli", hidden="nrelu", k=2, persistent=True, momentum=0.5),
+    dict(visible="gaussian", hidden="nrelu", k=1, persistent=True, learn_log_var=True,
+         sparsity_cost=0.1),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_threads", THREADS)
+@pytest.mark.parametrize("settings", GAUSSIAN_CD_SETTINGS, ids=str)
+@pytest.mark.parametrize("batch_size", [5, 40])
+def test_cd_epoch_with_other_units_matches_oracle(dtype, n_threads, settings, batch_size):
+    # The whole update (every batch, CD-k or PCD-k) against the oracle fed the same noise.
+    settings = dict(settings)
+    log_var_scale = settings.pop("log_var_scale", 0.0)
+    rng = np.random.default_rng(4)
+    X, W, b, c = _problem(dtype, n=83)
+    nh, nv = W.shape
+    W *= dtype(0.4)
+    if settings["visible"] == "gaussian":
+        X = rng.standard_normal(X.shape).astype(dtype)
+    chain = (rng.random((5, nh)) < 0.5).astype(dtype)
+    vel = [np.zeros_like(W), np.zeros_like(b), np.zeros_like(c)]
+    q = np.full(nh, 0.1, dtype)
+    log_var = (rng.standard_normal(nv) * log_var_scale).astype(dtype)
+    log_var_vel = np.zeros(nv, dtype)
+    kw = dict(batch_size=batch_size, learning_rate=0.05, seed=2024, counter=17, **settings)
+    got = _run_units_kernel(X, W, b, c, chain, vel, q, log_var, log_var_vel,
+                            n_threads=n_threads, **kw)
+    f64 = lambda a: a.astype(np.float64)  # noqa: E731
+    want = ref.cd_epoch(f64(X), f64(W), f64(b), f64(c), f64(chain), [f64(v) for v in vel],
+                        f64(q), log_var=f64(log_var), log_var_vel=f64(log_var_vel), **kw)
+    assert got[6] == want[6], "counter"
+    tol = dict(rtol=20 * RTOL[dtype], atol=20 * NORMAL_ATOL[dtype])
+    names = ["W", "b", "c", "chain", None, "q_hidden", None, "log_var", "log_var_vel"]
+    for name, g, w in zip(names, got, want):
+        if name is None or w is None:
+            continue
+        assert g.dtype == dtype
+        np.testing.assert_allclose(g, w, err_msg=name, **tol)
+    if settings.get("learn_log_var"):
+        assert not np.array_equal(got[7], log_var)  # the variances did move
+        assert (got[7] >= kw.get("log_var_min", -10)).all()
+        assert (got[7] <= kw.get("log_var_max", 10)).all()
+    else:
+        np.testing.assert_array_equal(got[7], log_var)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hidden", ["bernoulli", "nrelu"])
+def test_gaussian_cd_epoch_is_identical_for_1_and_2_threads(dtype, hidden):
+    rng = np.random.default_rng(5)
+    _, W, b, c = _problem(dtype, n=300, nv=200, nh=150, seed=5)
+    W *= dtype(0.1)
+    X = rng.standard_normal((300, 200)).astype(dtype)
+    chain = np.zeros((50, 150), dtype)
+    vel = [np.zeros_like(W), np.zeros_like(b), np.zeros_like(c)]
+    q = np.full(150, 0.1, dtype)
+    kw = dict(batch_size=50, k=1, persistent=True, learning_rate=0.01, momentum=0.5,
+              seed=9, counter=0, visible="gaussian", hidden=hidden, learn_log_var=True)
+    args = (X, W, b, c, chain, vel, q, np.zeros(200, dtype), np.zeros(200, dtype))
+    one = _run_units_kernel(*args, n_threads=1, **kw)
+    two = _run_units_kernel(*args, n_threads=2, **kw)
+    for name, a, b_ in zip(["W", "b", "c", "chain", None, None, None, "log_var"], one, two):
+        if name:
+            np.testing.assert_array_equal(a, b_, err_msg=name)
+
+
+def test_unit_types_are_checked():
+    X, W, b, c = _problem(np.float64)
+    args = (np.empty(0), np.empty(0, np.int32), np.zeros(1, np.int32), False, W, b, c,
+            np.zeros((2, 8)), np.empty((0, 0)), np.empty(0), np.empty(0), np.empty(0), 4, 1,
+            False, 0.1, 0, 0, 0.1, 0, 0, 0, 1, 1)
+    with pytest.raises(ValueError, match="visible units"):
+        _sampling.cd_epoch(X, *args, "nrelu")
+    with pytest.raises(ValueError, match="hidden units"):
+        _sampling.cd_epoch(X, *args, "bernoulli", "gaussian")
+    with pytest.raises(ValueError, match="log_var"):
+        _sampling.cd_epoch(X, *args, "gaussian", "bernoulli")
+    # Learning log_var takes the momentum path, so it needs the velocity buffers too.
+    with pytest.raises(ValueError, match="velocity"):
+        _sampling.cd_epoch(X, *args, "gaussian", "bernoulli", np.zeros(12), np.zeros(12),
+                           True)
+    buffers = (np.zeros_like(W), np.zeros(12), np.zeros(8), np.zeros(8))
+    args = args[:8] + buffers + args[12:]
+    with pytest.raises(ValueError, match="log_var_vel"):
+        _sampling.cd_epoch(X, *args, "gaussian", "bernoulli", np.zeros(12), None, True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(256, 64), (37, 21), (16, 16), (8, 40), (100, 50)])
+def test_transpose_rows_matches_numpy(dtype, shape):
+    # Whole register tiles (16 floats / 8 doubles a side) and the element-wise edges.
+    W = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    nh = shape[0]
+    for i0, i1 in [(0, nh), (min(3, nh), max(nh - 5, min(3, nh))), (0, 0)]:
+        WT = np.full(shape[::-1], -7.0, dtype)
+        _sampling.transpose_rows(W, WT, i0, i1)
+        want = np.full(shape[::-1], -7.0, dtype)
+        want[:, i0:i1] = W[i0:i1].T
+        np.testing.assert_array_equal(WT, want)
+    with pytest.raises(ValueError, match="transposed shape"):
+        _sampling.transpose_rows(W, np.empty(shape, dtype) if shape[0] != shape[1]
+                                 else np.empty((1, 1), dtype), 0, nh)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cd_epoch_small_batches_with_whole_transpose_tiles(dtype):
+    # nh, nv above the 16 x 16 tile: the refreshed transposed W goes through the tile path.
+    X, W, b, c = _problem(dtype, n=47, nv=40, nh=34)
+    chain = np.zeros((5, 34), dtype)
+    vel = [np.zeros_like(W), np.zeros_like(b), np.zeros_like(c)]
+    q = np.full(34, 0.1, dtype)
+    kw = dict(batch_size=5, k=1, persistent=False, learning_rate=0.1, seed=7, counter=0)
+    got = _run_kernel(X, W, b, c, chain, vel, q, n_threads=1, **kw)
+    f64 = lambda a: a.astype(np.float64)  # noqa: E731
+    want = ref.cd_epoch(f64(X), f64(W), f64(b), f64(c), f64(chain), [f64(v) for v in vel],
+                        f64(q), **kw)
+    for g, w in zip(got[:3], want[:3]):
+        np.testing.assert_allclose(g, w, rtol=RTOL[dtype], atol=RTOL[dtype] * 0.1)

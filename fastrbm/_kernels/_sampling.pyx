@@ -30,11 +30,19 @@ so a caller that keeps it can resume a stream exactly.
 """
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.math cimport exp
 from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 import numpy as np
+
+
+cdef extern from "_transpose.h" nogil:
+    void frb_transpose_rows_f32(const float *W, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t nv,
+                                Py_ssize_t nh, float *WT)
+    void frb_transpose_rows_f64(const double *W, Py_ssize_t i0, Py_ssize_t i1,
+                                Py_ssize_t nv, Py_ssize_t nh, double *WT)
 
 
 cdef extern from "_simd.h" nogil:
@@ -58,6 +66,40 @@ cdef extern from "_simd.h" nogil:
     double frb_dot_f64(const double *x, const double *y, Py_ssize_t n)
     void frb_uniform_f32(float *out, Py_ssize_t n, uint64_t key)
     void frb_uniform_f64(double *out, Py_ssize_t n, uint64_t key)
+    void frb_normal_f32(float *out, Py_ssize_t n, uint64_t key)
+    void frb_normal_f64(double *out, Py_ssize_t n, uint64_t key)
+    void frb_gauss_sample_f32(const float *acc, float scale, const float *bias,
+                              const float *sigma, float *mean, float *sample,
+                              const float *inv_var, float *scaled, Py_ssize_t n,
+                              uint64_t key, uint32_t j0)
+    void frb_gauss_sample_f64(const double *acc, double scale, const double *bias,
+                              const double *sigma, double *mean, double *sample,
+                              const double *inv_var, double *scaled, Py_ssize_t n,
+                              uint64_t key, uint32_t j0)
+    void frb_nrelu_sample_f32(const float *acc, float scale, const float *bias, float *mean,
+                              float *sample, Py_ssize_t n, uint64_t key, uint32_t j0)
+    void frb_nrelu_sample_f64(const double *acc, double scale, const double *bias,
+                              double *mean, double *sample, Py_ssize_t n, uint64_t key,
+                              uint32_t j0)
+
+
+# Unit types of a layer. Bernoulli: P = sigmoid(x), S ~ Bernoulli(P). Gaussian (visible):
+# P = x (the mean), S = P + sigma * N(0, 1). Noisy rectified linear (hidden, Nair & Hinton
+# 2010): P = max(0, x), S = max(0, x + sqrt(sigmoid(x)) N(0, 1)). The Python-level names
+# map to these codes through _unit_code.
+cdef enum:
+    BERNOULLI = 0
+    GAUSSIAN = 1
+    NRELU = 2
+
+_UNIT_CODES = {"bernoulli": BERNOULLI, "gaussian": GAUSSIAN, "nrelu": NRELU}
+
+
+cdef int _unit_code(str name, str layer) except -1:
+    allowed = ("bernoulli", "gaussian") if layer == "visible" else ("bernoulli", "nrelu")
+    if name not in allowed:
+        raise ValueError(f"{layer} units must be one of {allowed}, got {name!r}")
+    return _UNIT_CODES[name]
 
 
 # ---------------------------------------------------------------------------------------
@@ -88,13 +130,42 @@ cdef inline Py_ssize_t _block_size(Py_ssize_t dim, int n_blocks) noexcept nogil:
 
 cdef void _activate(floating *P, Py_ssize_t ld, floating scale, const floating *bias,
                     floating *S, Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t j0,
-                    uint64_t seed, uint64_t counter, Py_ssize_t row0=0) noexcept nogil:
+                    uint64_t seed, uint64_t counter, Py_ssize_t row0=0, int units=BERNOULLI,
+                    const floating *sigma=NULL, const floating *inv_var=NULL,
+                    floating *scaled=NULL) noexcept nogil:
     """On the block of columns [j0, j0 + cols) of ``rows`` rows with leading dimension
     ``ld`` (P, bias and S point at column j0 of row ``row0``): P = sigmoid(scale * P + bias)
-    and, unless S is NULL, S = Bernoulli(P) drawn at (seed, counter, row0 + r, column)."""
+    and, unless S is NULL, S = Bernoulli(P) drawn at (seed, counter, row0 + r, column).
+
+    Other ``units`` (see the enum above) replace sigmoid and Bernoulli by their mean and
+    sample. Gaussian units need ``sigma`` (pointing at column j0 as bias does) and, when
+    ``scaled`` is not NULL (leading dimension ``ld`` as S), also write scaled = S * inv_var."""
     cdef Py_ssize_t r
+    cdef uint64_t key
     for r in range(rows):
-        if S == NULL:
+        if units != BERNOULLI:
+            key = frb_row_key(seed, counter, row0 + r) if S != NULL else 0
+            if units == GAUSSIAN:
+                if floating is float:
+                    frb_gauss_sample_f32(P + r * ld, scale, bias, sigma, P + r * ld,
+                                         S + r * ld if S != NULL else NULL, inv_var,
+                                         scaled + r * ld if scaled != NULL else NULL, cols,
+                                         key, <uint32_t> j0)
+                else:
+                    frb_gauss_sample_f64(P + r * ld, scale, bias, sigma, P + r * ld,
+                                         S + r * ld if S != NULL else NULL, inv_var,
+                                         scaled + r * ld if scaled != NULL else NULL, cols,
+                                         key, <uint32_t> j0)
+            else:
+                if floating is float:
+                    frb_nrelu_sample_f32(P + r * ld, scale, bias, P + r * ld,
+                                         S + r * ld if S != NULL else NULL, cols, key,
+                                         <uint32_t> j0)
+                else:
+                    frb_nrelu_sample_f64(P + r * ld, scale, bias, P + r * ld,
+                                         S + r * ld if S != NULL else NULL, cols, key,
+                                         <uint32_t> j0)
+        elif S == NULL:
             if floating is float:
                 frb_sigmoid_f32(P + r * ld, scale, bias, P + r * ld, cols)
             else:
@@ -112,13 +183,16 @@ cdef void _activate(floating *P, Py_ssize_t ld, floating scale, const floating *
 
 cdef void _up(const floating *V, Py_ssize_t n, Py_ssize_t nv, const floating *W,
               const floating *WT, Py_ssize_t nh, const floating *c, floating *P, floating *S,
-              uint64_t seed, uint64_t counter, int n_blocks, int n_threads) noexcept nogil:
-    """Hidden layer given visible rows V (n, nv): P = sigmoid(V W^T + c), S ~ P if S.
+              uint64_t seed, uint64_t counter, int n_blocks, int n_threads,
+              int units=BERNOULLI) noexcept nogil:
+    """Hidden layer given visible rows V (n, nv): P = sigmoid(V W^T + c), S ~ P if S (for
+    ``units`` other than Bernoulli, their mean and sample; see _activate).
     With WT (the transpose of W, (nv, nh)) not NULL, the product is V @ WT instead: for
     few rows OpenBLAS packs W^T anew at every V @ W^T call, which then costs as much as the
     product, while V @ WT goes to its small-matrix kernel without packing."""
     cdef Py_ssize_t size = _block_size(nh, n_blocks), blk, j0, j1
-    for blk in prange((nh + size - 1) // size, num_threads=n_threads, schedule="static"):
+    for blk in prange((nh + size - 1) // size, num_threads=n_threads, schedule="static",
+                      use_threads_if=n_threads > 1):
         j0 = blk * size
         j1 = min(nh, j0 + size)
         if WT != NULL:
@@ -126,32 +200,36 @@ cdef void _up(const floating *V, Py_ssize_t n, Py_ssize_t nv, const floating *W,
         else:
             _gemm(c'N', c'T', n, j1 - j0, nv, 1, V, nv, W + j0 * nv, nv, 0, P + j0, nh)
         _activate(P + j0, nh, 1, c + j0, S + j0 if S != NULL else NULL, n, j1 - j0, j0,
-                  seed, counter)
+                  seed, counter, 0, units)
 
 
 cdef void _down(const floating *H, Py_ssize_t n, Py_ssize_t nh, const floating *W,
                 Py_ssize_t nv, floating scale, const floating *b, floating *P, floating *S,
-                uint64_t seed, uint64_t counter, int n_blocks, int n_threads) noexcept nogil:
+                uint64_t seed, uint64_t counter, int n_blocks, int n_threads,
+                int units=BERNOULLI, const floating *sigma=NULL,
+                const floating *inv_var=NULL, floating *scaled=NULL) noexcept nogil:
     """Visible layer given hidden rows H (n, nh): P = sigmoid(scale * H W + b), S ~ P if
-    S (scale is 1 except in annealing)."""
+    S (scale is 1 except in annealing). Gaussian ``units``: P = scale * H W + b, S = P +
+    sigma * noise, and scaled = S * inv_var unless ``scaled`` is NULL (see _activate)."""
     cdef Py_ssize_t size = _block_size(nv, n_blocks), blk, j0, j1
-    for blk in prange((nv + size - 1) // size, num_threads=n_threads, schedule="static"):
+    for blk in prange((nv + size - 1) // size, num_threads=n_threads, schedule="static",
+                      use_threads_if=n_threads > 1):
         j0 = blk * size
         j1 = min(nv, j0 + size)
         _gemm(c'N', c'N', n, j1 - j0, nh, 1, H, nh, W + j0, nv, 0, P + j0, nv)
         _activate(P + j0, nv, scale, b + j0, S + j0 if S != NULL else NULL, n, j1 - j0, j0,
-                  seed, counter)
+                  seed, counter, 0, units, sigma + j0 if sigma != NULL else NULL,
+                  inv_var + j0 if inv_var != NULL else NULL,
+                  scaled + j0 if scaled != NULL else NULL)
 
 
-cdef void _transpose_rows(const floating *W, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t nv,
-                          Py_ssize_t nh, floating *WT) noexcept nogil:
-    """WT[:, i0:i1] = W[i0:i1, :].T, in 32 x 32 tiles (W is (nh, nv), WT is (nv, nh))."""
-    cdef Py_ssize_t r0, c0, r, col
-    for r0 in range(i0, i1, 32):
-        for c0 in range(0, nv, 32):
-            for col in range(c0, min(c0 + 32, nv)):
-                for r in range(r0, min(r0 + 32, i1)):
-                    WT[col * nh + r] = W[r * nv + col]
+cdef inline void _transpose_rows(const floating *W, Py_ssize_t i0, Py_ssize_t i1,
+                                 Py_ssize_t nv, Py_ssize_t nh, floating *WT) noexcept nogil:
+    """WT[:, i0:i1] = W[i0:i1, :].T (W is (nh, nv), WT is (nv, nh)), in register tiles."""
+    if floating is float:
+        frb_transpose_rows_f32(W, i0, i1, nv, nh, WT)
+    else:
+        frb_transpose_rows_f64(W, i0, i1, nv, nh, WT)
 
 
 cdef void _add_colsum(const floating *A, Py_ssize_t rows, Py_ssize_t ld, Py_ssize_t cols,
@@ -182,12 +260,38 @@ cdef void _csr_rows_to_dense(const floating *data, const int *indices, const int
 
 cdef void _activate_rows(floating *P, const floating *bias, floating *S, Py_ssize_t rows,
                         Py_ssize_t cols, uint64_t seed, uint64_t counter,
-                        int n_threads) noexcept nogil:
+                        int n_threads, int units=BERNOULLI,
+                        const floating *sigma=NULL) noexcept nogil:
     """_activate over whole rows, the rows shared among OpenMP threads."""
     cdef Py_ssize_t r
-    for r in prange(rows, num_threads=n_threads, schedule="static"):
+    for r in prange(rows, num_threads=n_threads, schedule="static",
+                    use_threads_if=n_threads > 1):
         _activate(P + r * cols, cols, 1, bias, S + r * cols if S != NULL else NULL, 1, cols,
-                  0, seed, counter, r)
+                  0, seed, counter, r, units, sigma)
+
+
+cdef void _scale_rows(const floating *V, Py_ssize_t rows, Py_ssize_t cols,
+                      const floating *inv_var, floating *out, int n_threads) noexcept nogil:
+    """out[r, j] = V[r, j] * inv_var[j] (Gaussian visible rows over sigma^2)."""
+    cdef Py_ssize_t r, j
+    for r in prange(rows, num_threads=n_threads, schedule="static",
+                    use_threads_if=n_threads > 1):
+        for j in range(cols):
+            out[r * cols + j] = V[r * cols + j] * inv_var[j]
+
+
+cdef void _sigma_from_log_var(const floating *log_var, Py_ssize_t n, floating *sigma,
+                              floating *inv_var) noexcept nogil:
+    """sigma = exp(log_var / 2), inv_var = exp(-log_var) (1 exactly where log_var is 0)."""
+    cdef Py_ssize_t j
+    for j in range(n):
+        sigma[j] = exp(0.5 * log_var[j])
+        inv_var[j] = exp(-log_var[j])
+
+
+def _check_log_var(log_var, Py_ssize_t nv):
+    if log_var is None or log_var.shape[0] != nv:
+        raise ValueError("Gaussian visible units need log_var of shape (n_visible,)")
 
 
 def sigmoid_rows(floating[:, ::1] acc, const floating[::1] bias, int n_threads=1):
@@ -200,51 +304,117 @@ def sigmoid_rows(floating[:, ::1] acc, const floating[::1] bias, int n_threads=1
                            n_threads)
 
 
-def sigmoid_sample_rows(floating[:, ::1] acc, const floating[::1] bias,
-                        floating[:, ::1] sample, uint64_t seed, uint64_t counter,
-                        int n_threads=1):
-    """In place: acc -> sigmoid(acc + bias); sample[r, j] = uniform(seed, counter, r, j) <
-    acc[r, j]. Returns counter + 1."""
+cdef _sample_rows(floating[:, ::1] acc, const floating[::1] bias, floating[:, ::1] sample,
+                  uint64_t seed, uint64_t counter, int n_threads, int units,
+                  const floating *sigma=NULL):
+    """The checked body of the *_sample_rows functions: _activate over whole rows."""
     if acc.shape[1] != bias.shape[0] or sample.shape[0] != acc.shape[0] \
             or sample.shape[1] != acc.shape[1]:
         raise ValueError("shape mismatch")
     if acc.shape[0] and acc.shape[1]:
         with nogil:
             _activate_rows(&acc[0, 0], &bias[0], &sample[0, 0], acc.shape[0], acc.shape[1],
-                           seed, counter, n_threads)
+                           seed, counter, n_threads, units, sigma)
     return counter + 1
+
+
+def sigmoid_sample_rows(floating[:, ::1] acc, const floating[::1] bias,
+                        floating[:, ::1] sample, uint64_t seed, uint64_t counter,
+                        int n_threads=1):
+    """In place: acc -> sigmoid(acc + bias); sample[r, j] = uniform(seed, counter, r, j) <
+    acc[r, j]. Returns counter + 1."""
+    return _sample_rows(acc, bias, sample, seed, counter, n_threads, BERNOULLI)
+
+
+def gaussian_sample_rows(floating[:, ::1] acc, const floating[::1] bias,
+                         const floating[::1] sigma, floating[:, ::1] sample, uint64_t seed,
+                         uint64_t counter, int n_threads=1):
+    """Gaussian units, in place: acc -> acc + bias (the mean); sample[r, j] = acc[r, j] +
+    sigma[j] * normal(seed, counter, r, j). Returns counter + 1."""
+    if sigma.shape[0] != bias.shape[0]:
+        raise ValueError("shape mismatch")
+    return _sample_rows(acc, bias, sample, seed, counter, n_threads, GAUSSIAN,
+                        &sigma[0] if sigma.shape[0] else NULL)
+
+
+def nrelu_sample_rows(floating[:, ::1] acc, const floating[::1] bias,
+                      floating[:, ::1] sample, uint64_t seed, uint64_t counter,
+                      int n_threads=1):
+    """Noisy rectified linear units, in place: with x = acc + bias, acc -> max(0, x) and
+    sample[r, j] = max(0, x + sqrt(sigmoid(x)) * normal(seed, counter, r, j)). Returns
+    counter + 1."""
+    return _sample_rows(acc, bias, sample, seed, counter, n_threads, NRELU)
+
+
+cdef void _draw_rows(floating *out, Py_ssize_t rows, Py_ssize_t cols, uint64_t seed,
+                     uint64_t counter, int n_threads, bint normal) noexcept nogil:
+    """out[r, j] = the uniform (or, with ``normal``, the standard normal) the engine draws at
+    (seed, counter, r, j)."""
+    cdef Py_ssize_t r
+    for r in prange(rows, num_threads=n_threads, schedule="static",
+                    use_threads_if=n_threads > 1):
+        if normal:
+            if floating is float:
+                frb_normal_f32(out + r * cols, cols, frb_row_key(seed, counter, r))
+            else:
+                frb_normal_f64(out + r * cols, cols, frb_row_key(seed, counter, r))
+        elif floating is float:
+            frb_uniform_f32(out + r * cols, cols, frb_row_key(seed, counter, r))
+        else:
+            frb_uniform_f64(out + r * cols, cols, frb_row_key(seed, counter, r))
+
+
+def normal_rows(floating[:, ::1] out, uint64_t seed, uint64_t counter, int n_threads=1):
+    """Fill out[r, j] with the standard normal the engine would draw at (seed, counter, r,
+    j), for tests as ``uniform_rows``."""
+    if out.shape[0] and out.shape[1]:
+        with nogil:
+            _draw_rows(&out[0, 0], out.shape[0], out.shape[1], seed, counter, n_threads, True)
+    return counter + 1
+
+
+def transpose_rows(const floating[:, ::1] W, floating[:, ::1] WT, Py_ssize_t i0,
+                   Py_ssize_t i1):
+    """WT[:, i0:i1] = W[i0:i1, :].T, the refresh of the transposed weights that small
+    mini-batches use (exposed for the tests)."""
+    if WT.shape[0] != W.shape[1] or WT.shape[1] != W.shape[0]:
+        raise ValueError("WT must have the transposed shape of W")
+    if not 0 <= i0 <= i1 <= W.shape[0]:
+        raise ValueError("rows [i0, i1) out of range")
+    if i1 > i0 and W.shape[1]:
+        _transpose_rows(&W[0, 0], i0, i1, W.shape[1], W.shape[0], &WT[0, 0])
 
 
 def uniform_rows(floating[:, ::1] out, uint64_t seed, uint64_t counter, int n_threads=1):
     """Fill out[r, j] with the uniform the engine would draw at (seed, counter, r, j).
 
     Exposed so that tests can feed the NumPy oracle exactly the engine's uniforms."""
-    cdef Py_ssize_t r, cols = out.shape[1]
-    if out.shape[0] == 0 or cols == 0:
-        return counter + 1
-    cdef floating *base = &out[0, 0]
-    with nogil:
-        for r in prange(out.shape[0], num_threads=n_threads, schedule="static"):
-            if floating is float:
-                frb_uniform_f32(base + r * cols, cols, frb_row_key(seed, counter, r))
-            else:
-                frb_uniform_f64(base + r * cols, cols, frb_row_key(seed, counter, r))
+    if out.shape[0] and out.shape[1]:
+        with nogil:
+            _draw_rows(&out[0, 0], out.shape[0], out.shape[1], seed, counter, n_threads,
+                       False)
     return counter + 1
 
 
 def gibbs_chain(floating[:, ::1] v, floating[:, ::1] h, const floating[:, ::1] W,
                 const floating[::1] b, const floating[::1] c, int n_steps,
                 uint64_t seed, uint64_t counter, int n_blocks=1, int n_threads=1,
-                floating[:, ::1] v_prob=None):
+                floating[:, ::1] v_prob=None, str visible="bernoulli",
+                str hidden="bernoulli", const floating[::1] log_var=None):
     """Run ``n_steps`` full Gibbs steps v -> h -> v in place on the chains in ``v``.
 
     ``v`` (n_chains, n_visible) holds the start state and receives the final visible
     samples; ``h`` (n_chains, n_hidden) receives the last hidden samples. When given,
-    ``v_prob`` receives the visible probabilities of the last step. Each layer is computed
-    in ``n_blocks`` column blocks shared among ``n_threads`` OpenMP threads. Returns the
-    next counter (two per step)."""
+    ``v_prob`` receives the visible probabilities (means, for Gaussian units) of the last
+    step. Each layer is computed in ``n_blocks`` column blocks shared among ``n_threads``
+    OpenMP threads. Returns the next counter (two per step).
+
+    ``visible`` is "bernoulli" or "gaussian" (then ``log_var`` holds log sigma^2 of each
+    visible unit, and the hidden layer sees v / sigma^2); ``hidden`` is "bernoulli" or
+    "nrelu"."""
     cdef Py_ssize_t n = v.shape[0], nv = v.shape[1], nh = h.shape[1]
     cdef int step
+    cdef int vis = _unit_code(visible, "visible"), hid = _unit_code(hidden, "hidden")
     if W.shape[0] != nh or W.shape[1] != nv or h.shape[0] != n or b.shape[0] != nv \
             or c.shape[0] != nh:
         raise ValueError("shape mismatch")
@@ -252,17 +422,31 @@ def gibbs_chain(floating[:, ::1] v, floating[:, ::1] h, const floating[:, ::1] W
         raise ValueError("v_prob has the wrong shape")
     if n_blocks < 1 or n_threads < 1:
         raise ValueError("n_blocks and n_threads must be positive")
+    if vis == GAUSSIAN:
+        _check_log_var(log_var, nv)
     if n == 0 or nv == 0 or nh == 0 or n_steps <= 0:
         return counter
     dtype = np.float32 if floating is float else np.float64
     cdef floating[:, ::1] hp = np.empty((n, nh), dtype)
     cdef floating[:, ::1] vp = v_prob if v_prob is not None else np.empty((n, nv), dtype)
+    # Gaussian units: sigma and 1 / sigma^2, and v / sigma^2 for the hidden layer unless
+    # every sigma is 1.
+    cdef bint scaled = vis == GAUSSIAN and np.any(np.asarray(log_var) != 0)
+    cdef floating[::1] sigma = np.ones(nv if vis == GAUSSIAN else 1, dtype)
+    cdef floating[::1] inv_var = np.ones(nv if vis == GAUSSIAN else 1, dtype)
+    cdef floating[:, ::1] vs = np.empty((n if scaled else 1, nv), dtype)
+    cdef floating *v_up = &vs[0, 0] if scaled else &v[0, 0]
+    if vis == GAUSSIAN:
+        _sigma_from_log_var(&log_var[0], nv, &sigma[0], &inv_var[0])
     with nogil:
+        if scaled:
+            _scale_rows(&v[0, 0], n, nv, &inv_var[0], v_up, n_threads)
         for step in range(n_steps):
-            _up(&v[0, 0], n, nv, &W[0, 0], NULL, nh, &c[0], &hp[0, 0], &h[0, 0], seed, counter,
-                n_blocks, n_threads)
+            _up(v_up, n, nv, &W[0, 0], NULL, nh, &c[0], &hp[0, 0], &h[0, 0], seed, counter,
+                n_blocks, n_threads, hid)
             _down(&h[0, 0], n, nh, &W[0, 0], nv, 1, &b[0], &vp[0, 0], &v[0, 0], seed,
-                  counter + 1, n_blocks, n_threads)
+                  counter + 1, n_blocks, n_threads, vis, &sigma[0], &inv_var[0],
+                  v_up if scaled else NULL)
             counter += 2
     return counter
 
@@ -326,7 +510,8 @@ def ais_log_weights(const floating[:, ::1] W, const floating[::1] b, const float
                 c_old[i] = beta_old * c[i]
             # log p*_beta(v) - log p*_beta_old(v): the softplus terms come from the hidden
             # pre-activations, which also give the hidden sample of the transition at beta.
-            for blk in prange(n_hblocks, num_threads=n_threads, schedule="static"):
+            for blk in prange(n_hblocks, num_threads=n_threads, schedule="static",
+                              use_threads_if=n_threads > 1):
                 j0 = blk * size
                 j1 = min(nh, j0 + size)
                 _gemm(c'N', c'T', n, j1 - j0, nv, 1, &V[0, 0], nv, &W[j0, 0], nv, 0,
@@ -372,8 +557,12 @@ cdef void _update_hidden_block(
         const floating *V0, const floating *Hpos, Py_ssize_t n,
         const floating *Vneg, const floating *Hneg, Py_ssize_t n_neg,
         bint plain, floating lr, floating mom, floating wd, floating sp_target,
-        floating sp_cost, floating decay) noexcept nogil:
-    """Update the weights W[i0:i1] and biases c[i0:i1] of hidden units i0..i1-1."""
+        floating sp_cost, floating decay, floating *wg=NULL) noexcept nogil:
+    """Update the weights W[i0:i1] and biases c[i0:i1] of hidden units i0..i1-1.
+
+    With ``wg`` not NULL (learned Gaussian variances), first write wg[j] = sum over these
+    hidden units i of W[i, j] G[i, j], from the weights before the update: the block's share
+    of the interaction term of the log-variance gradient (see cd_epoch)."""
     cdef floating alpha_pos = 1.0 / n, alpha_neg = -1.0 / n_neg, push
     cdef Py_ssize_t i, j, m = i1 - i0
     cdef floating *Wrow
@@ -388,6 +577,13 @@ cdef void _update_hidden_block(
         return
     _gemm(c'T', c'N', m, nv, n, alpha_pos, Hpos + i0, nh, V0, nv, 0, G + i0 * nv, nv)
     _gemm(c'T', c'N', m, nv, n_neg, alpha_neg, Hneg + i0, nh, Vneg, nv, 1, G + i0 * nv, nv)
+    if wg != NULL:
+        memset(wg, 0, nv * sizeof(floating))
+        for i in range(i0, i1):
+            Wrow = W + i * nv
+            Grow = G + i * nv
+            for j in range(nv):
+                wg[j] += Wrow[j] * Grow[j]
     # Sparsity (Hinton 2010, sec. 11): push the running mean activation q of each hidden
     # unit toward the target through its bias and its incoming weights.
     for i in range(i0, i1):
@@ -427,6 +623,26 @@ cdef void _update_visible_bias(
             b[j] += b_vel[j]
 
 
+cdef void _log_var_data_term(
+        Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t nv, const floating *b,
+        const floating *inv_var, const floating *V0, Py_ssize_t n, const floating *Vneg,
+        Py_ssize_t n_neg, floating *out) noexcept nogil:
+    """out[j] = inv_var[j] / 2 * (mean_data (v_j - b_j)^2 - mean_model (v_j - b_j)^2) for j
+    in [j0, j1): the quadratic term of the log-variance gradient (see cd_epoch)."""
+    cdef Py_ssize_t r, j
+    cdef floating d, pos, neg
+    for j in range(j0, j1):
+        pos = 0
+        neg = 0
+        for r in range(n):
+            d = V0[r * nv + j] - b[j]
+            pos = pos + d * d
+        for r in range(n_neg):
+            d = Vneg[r * nv + j] - b[j]
+            neg = neg + d * d
+        out[j] = <floating> 0.5 * inv_var[j] * (pos / n - neg / n_neg)
+
+
 def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
              const int[::1] X_indices, const int[::1] X_indptr, bint sparse,
              floating[:, ::1] W, floating[::1] b, floating[::1] c,
@@ -435,7 +651,9 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
              Py_ssize_t batch_size, int k, bint persistent, double learning_rate,
              double momentum, double weight_decay, double sparsity_target,
              double sparsity_cost, uint64_t seed, uint64_t counter, int n_blocks=1,
-             int n_threads=1):
+             int n_threads=1, str visible="bernoulli", str hidden="bernoulli",
+             floating[::1] log_var=None, floating[::1] log_var_vel=None,
+             bint learn_log_var=False, double log_var_min=-10, double log_var_max=10):
     """One pass of CD-k (``persistent=False``) or PCD-k over the rows of the data.
 
     Mini-batches are consecutive rows (as scikit-learn's BernoulliRBM): ``batch_size``
@@ -458,12 +676,31 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
     Each layer (and the weight update) is computed in ``n_blocks`` blocks of units shared
     among ``n_threads`` OpenMP threads; the result depends on ``n_blocks`` (through BLAS
     rounding) but never on ``n_threads``. Returns the next unused counter.
+
+    Unit types. ``visible`` is "bernoulli" or "gaussian", ``hidden`` "bernoulli" or "nrelu"
+    (noisy rectified linear units, Nair & Hinton 2010: their mean-field value max(0, x)
+    stands in for the probabilities in the statistics, and the chains carry their samples).
+    Gaussian visible units follow Cho, Raiko & Ilin (2011): with sigma_j^2 = exp(z_j)
+    (``log_var``), E(v, h) = sum_j (v_j - b_j)^2 / (2 sigma_j^2) - c.h - (v / sigma^2) W^T h,
+    so the hidden layer sees v / sigma^2, which also replaces v in the W and b statistics
+    (the b statistic is then <(v - b) / sigma^2>, its -b / sigma^2 part cancelling between
+    the phases). The negative chain's visible units are sampled, v = h W + b + sigma * noise.
+    With ``learn_log_var``, each batch also updates z by gradient ascent,
+    ``dz_j = exp(-z_j) <(v_j - b_j)^2 / 2 - v_j (W^T h)_j>_data - <...>_model``, whose second
+    term is -sum_i W_ij G_ij with G the W gradient just computed (no extra GEMM), with the
+    same learning rate and momentum (velocity ``log_var_vel``) and then clipped to
+    [``log_var_min``, ``log_var_max``]; that forces the W update through its gradient
+    buffer (the momentum path).
     """
+    cdef int vis = _unit_code(visible, "visible"), hid = _unit_code(hidden, "hidden")
     cdef Py_ssize_t n_samples = X_indptr.shape[0] - 1 if sparse else X.shape[0]
     cdef Py_ssize_t nv = W.shape[1], nh = W.shape[0]
     cdef Py_ssize_t n_chains = chain.shape[0]
-    cdef bint plain = momentum == 0 and weight_decay == 0 and sparsity_cost == 0
-    cdef Py_ssize_t start, n, n_neg, blk, size, n_hblocks
+    cdef bint gaussian = vis == GAUSSIAN
+    cdef bint learn = gaussian and learn_log_var
+    cdef bint plain = momentum == 0 and weight_decay == 0 and sparsity_cost == 0 and not learn
+    cdef Py_ssize_t start, n, n_neg, blk, size, n_hblocks, j
+    cdef floating zj
     cdef Py_ssize_t vsize, n_vblocks, n_tasks
     cdef int step
     cdef bint sample_h
@@ -480,6 +717,12 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
                       or b_vel.shape[0] != nv or c_vel.shape[0] != nh
                       or q_hidden.shape[0] != nh):
         raise ValueError("velocity / sparsity buffers do not match W")
+    if gaussian:
+        _check_log_var(log_var, nv)
+    if learn and (log_var_vel is None or log_var_vel.shape[0] != nv
+                  or not log_var_min <= log_var_max):
+        raise ValueError("learning log_var needs log_var_vel of shape (n_visible,) and "
+                         "log_var_min <= log_var_max")
     if n_samples == 0 or nv == 0 or nh == 0:
         return counter
 
@@ -496,6 +739,20 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
     cdef floating[::1] gb = np.empty(nv, dtype)
     cdef floating[::1] gc = np.empty(nh, dtype)
     cdef floating[::1] vmean = np.zeros(nv, dtype)
+    # Gaussian visible units: sigma, 1 / sigma^2 and, unless every sigma is 1 for good (the
+    # default), the data and the chains' visible samples over sigma^2 (Vs0, Vsn), which the
+    # hidden layer and the W and b statistics see in place of V0 and Vneg.
+    cdef bint scaled = gaussian and (learn or np.any(np.asarray(log_var) != 0))
+    cdef floating[::1] sigma = np.ones(nv if gaussian else 1, dtype)
+    cdef floating[::1] inv_var = np.ones(nv if gaussian else 1, dtype)
+    cdef floating[:, ::1] Vs0buf = np.empty((batch_size if scaled else 1, nv), dtype)
+    cdef floating[:, ::1] Vsneg = np.empty((neg_rows if scaled else 1, nv), dtype)
+    cdef floating *Vs0
+    cdef floating *Vsn = &Vsneg[0, 0] if scaled else &Vneg[0, 0]
+    cdef floating *sig = &sigma[0] if gaussian else NULL
+    cdef floating *ivar = &inv_var[0] if gaussian else NULL
+    if gaussian:
+        _sigma_from_log_var(&log_var[0], nv, sig, ivar)
     # Small mini-batches use a transposed copy of W for V @ W^T (see _up); the rule depends
     # on the shape only, so results still do not depend on the thread count.
     cdef floating[:, ::1] WT_buf = np.empty((nv if batch_size <= 32 else 0, nh), dtype)
@@ -514,6 +771,10 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
     vsize = _block_size(nv, n_blocks)
     n_vblocks = (nv + vsize - 1) // vsize
     n_tasks = max(n_hblocks, n_vblocks)
+    # Learned log-variances: each hidden-block task's share of sum_i W_ij G_ij, and the
+    # quadratic term, summed in a fixed order after the tasks.
+    cdef floating[:, ::1] wg = np.zeros((n_hblocks if learn else 1, nv), dtype)
+    cdef floating[::1] gz = np.zeros(nv, dtype)
 
     with nogil:
         if WT != NULL:
@@ -528,10 +789,14 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
                 V0 = &Vbuf[0, 0]
             else:
                 V0 = <floating *> &X[start, 0]
+            Vs0 = V0
+            if scaled:
+                Vs0 = &Vs0buf[0, 0]
+                _scale_rows(V0, n, nv, ivar, Vs0, n_threads)
 
             # Positive phase: hidden probabilities given the data (and a sample for CD).
-            _up(V0, n, nv, &W[0, 0], WT, nh, &c[0], &Hpos[0, 0],
-                NULL if persistent else &Hs[0, 0], seed, counter, n_blocks, n_threads)
+            _up(Vs0, n, nv, &W[0, 0], WT, nh, &c[0], &Hpos[0, 0],
+                NULL if persistent else &Hs[0, 0], seed, counter, n_blocks, n_threads, hid)
             if persistent:
                 n_neg = n_chains
                 memcpy(&Hs[0, 0], &chain[0, 0], n_chains * nh * sizeof(floating))
@@ -542,11 +807,12 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
             # Negative phase: k Gibbs steps from the hidden state in Hs.
             for step in range(k):
                 _down(&Hs[0, 0], n_neg, nh, &W[0, 0], nv, 1, &b[0], &Vprob[0, 0], &Vneg[0, 0],
-                      seed, counter, n_blocks, n_threads)
+                      seed, counter, n_blocks, n_threads, vis, sig, ivar,
+                      Vsn if scaled else NULL)
                 counter += 1
                 sample_h = persistent or step < k - 1
-                _up(&Vneg[0, 0], n_neg, nv, &W[0, 0], WT, nh, &c[0], &Hneg[0, 0],
-                    &Hs[0, 0] if sample_h else NULL, seed, counter, n_blocks, n_threads)
+                _up(Vsn, n_neg, nv, &W[0, 0], WT, nh, &c[0], &Hneg[0, 0],
+                    &Hs[0, 0] if sample_h else NULL, seed, counter, n_blocks, n_threads, hid)
                 if sample_h:
                     counter += 1
             if persistent:
@@ -555,22 +821,34 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
             # Update, in parallel tasks (see n_tasks above).
             if not plain and sparsity_cost != 0:
                 memset(&vmean[0], 0, nv * sizeof(floating))
-                _add_colsum(V0, n, nv, nv, <floating> (1.0 / n), &vmean[0])
-            for blk in prange(n_tasks, num_threads=n_threads, schedule="static"):
+                _add_colsum(Vs0, n, nv, nv, <floating> (1.0 / n), &vmean[0])
+            for blk in prange(n_tasks, num_threads=n_threads, schedule="static",
+                              use_threads_if=n_threads > 1):
                 if blk < n_vblocks:
+                    if learn:  # before b moves
+                        _log_var_data_term(blk * vsize, min(nv, (blk + 1) * vsize), nv, &b[0],
+                                           ivar, V0, n, &Vneg[0, 0], n_neg, &gz[0])
                     _update_visible_bias(blk * vsize, min(nv, (blk + 1) * vsize), nv, &b[0],
-                                         bv, &gb[0], V0, n, &Vneg[0, 0], n_neg, plain,
+                                         bv, &gb[0], Vs0, n, Vsn, n_neg, plain,
                                          learning_rate, momentum)
                 if blk < n_hblocks:
                     _update_hidden_block(
                         blk * size, min(nh, (blk + 1) * size), nv, nh, &W[0, 0], &c[0],
-                        Wv, cv, &G[0, 0], &gc[0], q, &vmean[0], V0, &Hpos[0, 0], n,
-                        &Vneg[0, 0],
+                        Wv, cv, &G[0, 0], &gc[0], q, &vmean[0], Vs0, &Hpos[0, 0], n,
+                        Vsn,
                         &Hneg[0, 0], n_neg, plain, learning_rate, momentum, weight_decay,
-                        sparsity_target, sparsity_cost, 0.9)
+                        sparsity_target, sparsity_cost, 0.9, &wg[blk, 0] if learn else NULL)
                     if WT != NULL:
                         _transpose_rows(&W[0, 0], blk * size, min(nh, (blk + 1) * size), nv,
                                         nh, WT)
+            if learn:
+                for j in range(nv):
+                    for blk in range(n_hblocks):
+                        gz[j] -= wg[blk, j]
+                    log_var_vel[j] = momentum * log_var_vel[j] + learning_rate * gz[j]
+                    zj = log_var[j] + log_var_vel[j]
+                    log_var[j] = min(max(zj, <floating> log_var_min), <floating> log_var_max)
+                _sigma_from_log_var(&log_var[0], nv, sig, ivar)
             start += n
     return counter
 

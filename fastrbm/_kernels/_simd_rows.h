@@ -1,6 +1,7 @@
 /* Row kernels of the Gibbs engine, written once for a floating type T and instantiated by
  * _simd.h for float and double (no include guard on purpose). FRB_NAME(x) gives the
- * suffixed name, FRB_EXP / FRB_SOFTPLUS the scalar helpers of that precision. */
+ * suffixed name, FRB_EXP / FRB_SOFTPLUS / FRB_LOG / FRB_SQRT / FRB_COS2PI the scalar helpers of
+ * that precision. */
 
 /* The uniform in [0, 1) at column j of the row keyed by (klo, khi). */
 static inline T FRB_NAME(uniform_at)(uint32_t klo, uint32_t khi, uint32_t j)
@@ -29,6 +30,67 @@ FRB_CLONES static void FRB_NAME(sigmoid_sample)(const T *acc, T scale, const T *
         prob[j] = p;
         sample[j] = FRB_NAME(uniform_at)(klo, khi, j0 + (uint32_t)j) < p ? FRB_ONE : 0;
     }
+}
+
+/* The standard normal at column j of the row (Box-Muller on the uniforms at 2j and 2j + 1,
+ * see _simd.h). */
+static inline T FRB_NAME(normal_at)(uint32_t klo, uint32_t khi, uint32_t j)
+{
+    T u1 = FRB_ONE - FRB_NAME(uniform_at)(klo, khi, 2 * j);
+    T u2 = FRB_NAME(uniform_at)(klo, khi, 2 * j + 1);
+    return FRB_SQRT(-2 * FRB_LOG(u1)) * FRB_COS2PI(u2);
+}
+
+/* Gaussian units: mean[j] = scale * acc[j] + bias[j] and, unless sample is NULL,
+ * sample[j] = mean[j] + sigma[j] * normal(key, j0 + j); mean may alias acc. With scaled not
+ * NULL, also scaled[j] = sample[j] * inv_var[j] (the sample over sigma^2, which is what the
+ * hidden layer sees). */
+FRB_CLONES static void FRB_NAME(gauss_sample)(const T *acc, T scale, const T *bias,
+                                              const T *sigma, T *mean, T *sample,
+                                              const T *inv_var, T *scaled, ptrdiff_t n,
+                                              uint64_t key, uint32_t j0)
+{
+    uint32_t klo = (uint32_t)key, khi = (uint32_t)(key >> 32);
+    for (ptrdiff_t j = 0; j < n; j++)
+        mean[j] = scale * acc[j] + bias[j];
+    if (sample == NULL)
+        return;
+    for (ptrdiff_t j = 0; j < n; j++)
+        sample[j] = mean[j] + sigma[j] * FRB_NAME(normal_at)(klo, khi, j0 + (uint32_t)j);
+    if (scaled != NULL)
+        for (ptrdiff_t j = 0; j < n; j++)
+            scaled[j] = sample[j] * inv_var[j];
+}
+
+/* Noisy rectified linear units (Nair & Hinton 2010): with x = scale * acc[j] + bias[j],
+ * mean[j] = max(0, x) and, unless sample is NULL, sample[j] = max(0, x + sqrt(sigmoid(x)) *
+ * normal(key, j0 + j)); mean may alias acc. */
+FRB_CLONES static void FRB_NAME(nrelu_sample)(const T *acc, T scale, const T *bias, T *mean,
+                                              T *sample, ptrdiff_t n, uint64_t key,
+                                              uint32_t j0)
+{
+    uint32_t klo = (uint32_t)key, khi = (uint32_t)(key >> 32);
+    if (sample == NULL) {
+        for (ptrdiff_t j = 0; j < n; j++) {
+            T x = scale * acc[j] + bias[j];
+            mean[j] = x > 0 ? x : 0;
+        }
+        return;
+    }
+    for (ptrdiff_t j = 0; j < n; j++) {
+        T x = scale * acc[j] + bias[j];
+        T p = FRB_ONE / (FRB_ONE + FRB_EXP(-x));
+        T y = x + FRB_SQRT(p) * FRB_NAME(normal_at)(klo, khi, j0 + (uint32_t)j);
+        mean[j] = x > 0 ? x : 0;
+        sample[j] = y > 0 ? y : 0;
+    }
+}
+
+FRB_CLONES static void FRB_NAME(normal)(T *out, ptrdiff_t n, uint64_t key)
+{
+    uint32_t klo = (uint32_t)key, khi = (uint32_t)(key >> 32);
+    for (ptrdiff_t j = 0; j < n; j++)
+        out[j] = FRB_NAME(normal_at)(klo, khi, (uint32_t)j);
 }
 
 FRB_CLONES static void FRB_NAME(uniform)(T *out, ptrdiff_t n, uint64_t key)
@@ -93,5 +155,8 @@ FRB_CLONES static double FRB_NAME(dot)(const T *x, const T *y, ptrdiff_t n)
 #undef FRB_EXP
 #undef FRB_SOFTPLUS
 #undef FRB_LOG1P_UNIT
+#undef FRB_LOG
+#undef FRB_SQRT
+#undef FRB_COS2PI
 #undef FRB_ONE
 #undef FRB_2POW_M24
