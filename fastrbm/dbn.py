@@ -36,15 +36,14 @@ from ._kernels import _sampling
 from ._kernels import backprop as _bp
 from ._progress import EpochProgress
 from ._utils import draw_seed, engine_blocks, engine_threads
-from .rbm import BernoulliRBM
+from .rbm import BernoulliRBM, GaussianBernoulliRBM
 
 __all__ = ["DBN", "DBNClassifier", "DBNRegressor"]
 
 # THE ONE PLACE where the class of the bottom RBM is chosen: ``first_layer`` -> RBM class.
-# Its keys are the allowed values of every estimator's ``first_layer`` parameter. (A
-# Gaussian-Bernoulli first layer for real-valued data plugs in here when it exists; upper
-# layers always model hidden probabilities in [0, 1], so they stay Bernoulli.)
-_FIRST_LAYER_CLASSES = {"bernoulli": BernoulliRBM}
+# Its keys are the allowed values of every estimator's ``first_layer`` parameter. Upper
+# layers always model hidden probabilities in [0, 1], so they stay Bernoulli.
+_FIRST_LAYER_CLASSES = {"bernoulli": BernoulliRBM, "gaussian": GaussianBernoulliRBM}
 
 _BN_EPS = 1e-5
 _BN_MOMENTUM = 0.1
@@ -128,12 +127,19 @@ def _fit_stack(rbms, X, rng):
     epochs) the layers above are only initialised, and False is returned.
     """
     completed = True
-    for rbm in rbms:
+    for layer, rbm in enumerate(rbms, start=1):
         rbm.set_params(random_state=int(rng.randint(np.iinfo(np.int32).max)))
         if not completed:
             rbm.set_params(n_iter=0)
         planned = rbm.n_iter
-        rbm.fit(X)
+        try:
+            rbm.fit(X)
+        except FloatingPointError as exc:
+            hint = (" Gaussian visible units want a smaller learning rate than the layers "
+                    "above: give one per layer, e.g. [0.01, 0.1, ...]."
+                    if isinstance(rbm, GaussianBernoulliRBM) else "")
+            raise FloatingPointError(f"pretraining layer {layer} of {len(rbms)}: {exc}{hint}"
+                                     ) from None
         completed = completed and rbm.n_iter_ == planned
         if rbm is not rbms[-1]:
             X = rbm.transform(X)
@@ -167,8 +173,11 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     ----------
     hidden_layer_sizes : array-like of int, default=(500, 500, 2000)
         Number of hidden units of each RBM, bottom to top (Hinton et al. 2006's MNIST net).
-    first_layer : {"bernoulli"}, default="bernoulli"
-        Visible units of the bottom RBM: binary, for data in [0, 1]. The layers above are
+    first_layer : {"bernoulli", "gaussian"}, default="bernoulli"
+        Visible units of the bottom RBM: "bernoulli" for data in [0, 1]; "gaussian"
+        (:class:`GaussianBernoulliRBM`, unit variance) for real-valued data standardised
+        to zero mean and unit variance per feature, which wants a smaller learning rate
+        for that layer (e.g. ``learning_rate=[0.01, 0.1, ...]``). The layers above are
         always Bernoulli.
     n_iter : int or array-like of int, default=10
         Epochs of each RBM.
@@ -327,8 +336,8 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             Seeds the generation: the same value gives the same samples, whatever
             ``n_jobs``. None draws fresh samples from NumPy's global generator.
         probabilities : bool, default=False
-            Return the bottom layer's probabilities P(v=1 | h) instead of binary samples
-            (smoother images).
+            Return the bottom layer's probabilities P(v=1 | h) (for a Gaussian first layer,
+            its means) instead of samples (smoother images).
 
         Returns
         -------
@@ -347,16 +356,26 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         threads = engine_threads(self.n_jobs, work)
         v = np.empty((n_samples, W.shape[1]), W.dtype)
         prob = np.zeros_like(v)
+        visible, log_var = top._engine_visible_args()[:2]  # a one-layer stack may be Gaussian
         with threadpool_limits(limits=1, user_api="blas"):
-            counter = _sampling.sigmoid_sample_rows(prob, b, v, seed, 0, threads)
+            if visible == "gaussian":
+                counter = _sampling.gaussian_sample_rows(prob, b, top.sigma_.astype(W.dtype), v,
+                                                         seed, 0, threads)
+            else:
+                counter = _sampling.sigmoid_sample_rows(prob, b, v, seed, 0, threads)
             counter = _sampling.gibbs_chain(
                 v, np.empty((n_samples, W.shape[0]), W.dtype), W, b, c, int(n_steps), seed,
-                counter, engine_blocks(work), threads, prob)
+                counter, engine_blocks(work), threads, prob, visible, "bernoulli", log_var)
             for rbm in reversed(self.rbms_[:-1]):
                 prob = np.ascontiguousarray(v @ rbm.components_)
                 v = np.empty_like(prob)
-                counter = _sampling.sigmoid_sample_rows(prob, rbm.intercept_visible_, v, seed,
-                                                        counter, threads)
+                if isinstance(rbm, GaussianBernoulliRBM):  # prob becomes the mean
+                    counter = _sampling.gaussian_sample_rows(
+                        prob, rbm.intercept_visible_, rbm.sigma_.astype(W.dtype), v, seed,
+                        counter, threads)
+                else:
+                    counter = _sampling.sigmoid_sample_rows(
+                        prob, rbm.intercept_visible_, v, seed, counter, threads)
         return prob if probabilities else v
 
     @property
@@ -807,8 +826,10 @@ _NETWORK_DOC = """
         Pretrain the hidden layers as a greedy RBM stack (the net's weights are then
         ``W_l = rbms_[l].components_.T`` and biases ``rbms_[l].intercept_hidden_``);
         False: Glorot-style random initialisation, as scikit-learn's MLP.
-    first_layer : {"bernoulli"}, default="bernoulli"
-        Visible units of the bottom RBM (binary: data in [0, 1]).
+    first_layer : {"bernoulli", "gaussian"}, default="bernoulli"
+        Visible units of the bottom RBM: "bernoulli" for data in [0, 1], "gaussian" for
+        standardised real-valued data (see :class:`DBN`; give that layer a smaller
+        ``pretrain_learning_rate``, e.g. ``[0.01, 0.1]``).
     pretrain_n_iter : int or array-like of int, default=40
         RBM epochs, for all layers or one value per layer.
     pretrain_learning_rate : float or array-like of float, default=0.1

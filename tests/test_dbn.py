@@ -509,3 +509,61 @@ def test_verbose_prints_epochs(digits, capsys):
     out = capsys.readouterr().out
     assert out.count("[DBNClassifier] Iteration") == 2 and "loss = " in out
     assert out.count("[BernoulliRBM] Iteration") == 2
+
+
+# ---------------------------------------------------------------------------------------
+# Gaussian first layer (real-valued input)
+# ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def standardised_digits_split(digits):
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = digits
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    scaler = StandardScaler().fit(X_train)
+    return (scaler.transform(X_train).astype(np.float32),
+            scaler.transform(X_test).astype(np.float32), y_train, y_test)
+
+
+def test_dbn_gaussian_first_layer_models_real_valued_data(standardised_digits_split):
+    from fastrbm import GaussianBernoulliRBM
+
+    X_train, X_test, _, _ = standardised_digits_split
+    dbn = DBN((48, 16), first_layer="gaussian", learning_rate=[0.01, 0.1], n_iter=5,
+              random_state=0).fit(X_train)
+    assert isinstance(dbn.rbms_[0], GaussianBernoulliRBM)
+    assert type(dbn.rbms_[1]).__name__ == "BernoulliRBM"
+    H = dbn.transform(X_test)
+    assert H.shape == (len(X_test), 16) and np.isfinite(H).all()
+    samples = dbn.sample(6, 20, random_state=0)
+    assert samples.shape == (6, 64) and np.isfinite(samples).all()
+    # Real-valued samples (not 0/1), reproducible from random_state.
+    assert len(np.unique(samples)) > 100
+    np.testing.assert_array_equal(samples, dbn.sample(6, 20, random_state=0))
+    means = dbn.sample(6, 20, random_state=0, probabilities=True)
+    assert 0.3 < np.std(samples - means) < 3.0  # unit-variance noise around the means
+
+
+def test_dbn_one_gaussian_layer_samples_real_values(standardised_digits_split):
+    X_train = standardised_digits_split[0]
+    dbn = DBN(16, first_layer="gaussian", learning_rate=0.01, n_iter=3,
+              random_state=0).fit(X_train)
+    samples = dbn.sample(5, 10, random_state=1)
+    assert np.isfinite(samples).all() and len(np.unique(samples)) > 50
+
+
+def test_dbn_gaussian_divergence_names_the_layer(standardised_digits_split):
+    X_train = standardised_digits_split[0]
+    with pytest.raises(FloatingPointError, match=r"layer 1 of 2.*learning rate"):
+        DBN((32, 8), first_layer="gaussian", learning_rate=50.0, n_iter=2,
+            random_state=0).fit(X_train)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_dbn_classifier_on_standardised_data_with_gaussian_first_layer(
+        standardised_digits_split):
+    X_train, X_test, y_train, y_test = standardised_digits_split
+    clf = DBNClassifier((128, 64), first_layer="gaussian", pretrain_learning_rate=[0.01, 0.1],
+                        max_iter=30, random_state=0).fit(X_train, y_train)
+    assert clf.score(X_test, y_test) >= 0.93
