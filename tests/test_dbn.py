@@ -567,3 +567,25 @@ def test_dbn_classifier_on_standardised_data_with_gaussian_first_layer(
     clf = DBNClassifier((128, 64), first_layer="gaussian", pretrain_learning_rate=[0.01, 0.1],
                         max_iter=30, random_state=0).fit(X_train, y_train)
     assert clf.score(X_test, y_test) >= 0.93
+
+
+def test_threads_fitting_and_predicting_concurrently_match_serial(digits_split):
+    # The Numba engine releases the GIL (nogil kernels) and uses no parallel=True, so Python
+    # threads may share it; results must be those of serial calls.
+    from concurrent.futures import ThreadPoolExecutor
+
+    X_train, X_test, y_train, _ = digits_split
+    make = [lambda s=s: DBNClassifier((32,), pretrain_n_iter=2, max_iter=3, random_state=s)
+            for s in (1, 2)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        serial = [m().fit(X_train, y_train) for m in make]
+        with ThreadPoolExecutor(2) as pool:
+            parallel = list(pool.map(lambda m: m().fit(X_train, y_train), make))
+    for a, b in zip(serial, parallel):
+        for wa, wb in zip(a.coefs_, b.coefs_):
+            np.testing.assert_array_equal(wa, wb)
+    chunks = np.array_split(X_test, 8)
+    with ThreadPoolExecutor(4) as pool:
+        proba = np.vstack(list(pool.map(serial[0].predict_proba, chunks)))
+    np.testing.assert_array_equal(proba, serial[0].predict_proba(X_test))
