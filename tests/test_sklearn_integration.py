@@ -124,3 +124,43 @@ def test_pandas_output_through_pipeline_and_column_transformer(digits):
                                  + [f"bottom__bernoullirbm{i}" for i in range(6)])
     assert list(halves.get_feature_names_out()) == list(out.columns)
     assert out.index.equals(df.index)
+
+
+def _every_transformer():
+    from fastrbm import DBN, GaussianBernoulliRBM
+
+    return [BernoulliRBM(n_components=6, n_iter=2, random_state=0),
+            GaussianBernoulliRBM(n_components=6, n_iter=2, random_state=0),
+            DBN((8, 6), n_iter=2, random_state=0)]
+
+
+@pytest.mark.parametrize("transformer", _every_transformer(), ids=lambda e: type(e).__name__)
+def test_every_transformer_pandas_in_and_out(digits, transformer):
+    pd = pytest.importorskip("pandas")
+    X, _ = digits
+    frame = pd.DataFrame(X[:200].astype(np.float32),
+                         columns=[f"px{i}" for i in range(X.shape[1])])
+    out = transformer.set_output(transform="pandas").fit(frame).transform(frame)
+    prefix = type(transformer).__name__.lower()
+    assert list(out.columns) == [f"{prefix}{i}" for i in range(6)]
+    assert (out.dtypes == np.float32).all() and out.index.equals(frame.index)
+    assert list(transformer.feature_names_in_) == list(frame.columns)
+
+
+@pytest.mark.parametrize("estimator", ["DBNClassifier", "DBNRegressor"])
+def test_networks_fit_a_readonly_memmap_in_a_process_worker(digits, estimator):
+    import warnings
+
+    import fastrbm
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = digits
+    model = getattr(fastrbm, estimator)((16,), pretrain_n_iter=2, max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        remote = joblib.Parallel(n_jobs=2, backend="loky", max_nbytes="1K")(
+            [joblib.delayed(model.fit)(X, y.astype(float) if "Regressor" in estimator
+                                       else y)])[0]
+        local = model.fit(X, y.astype(float) if "Regressor" in estimator else y)
+    for a, b in zip(remote.coefs_, local.coefs_):
+        np.testing.assert_array_equal(a, b)
