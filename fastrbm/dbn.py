@@ -34,6 +34,7 @@ from threadpoolctl import threadpool_limits
 
 from ._kernels import _sampling
 from ._kernels import backprop as _bp
+from ._persistence import CheckpointMixin
 from ._progress import EpochProgress
 from ._utils import draw_seed, engine_blocks, engine_threads
 from .rbm import BernoulliRBM, GaussianBernoulliRBM
@@ -87,6 +88,25 @@ def _layer_sizes(hidden_layer_sizes):
     if not all(isinstance(s, Integral) and not isinstance(s, bool) and s > 0 for s in sizes):
         raise ValueError(f"hidden_layer_sizes must hold positive ints, got {sizes}")
     return [int(s) for s in sizes]
+
+
+def _check_loaded_stack(rbms, n_features, hidden_sizes, dtype):
+    """Raise ValueError unless checkpointed RBMs chain from ``n_features`` through
+    ``hidden_sizes`` (None: any, at least one layer) in ``dtype`` (a crafted file must not
+    reach the compiled kernels with mismatched shapes)."""
+    layers = [rbm.n_components for rbm in rbms]
+    if not layers or hidden_sizes is not None and layers != hidden_sizes:
+        raise ValueError(f"the RBM stack has layers {layers}, the network {hidden_sizes}")
+    n_in = n_features
+    for l, rbm in enumerate(rbms):
+        for name, shape in (("components_", (rbm.n_components, n_in)),
+                            ("intercept_hidden_", (rbm.n_components,)),
+                            ("intercept_visible_", (n_in,))):
+            array = getattr(rbm, name)
+            if array.shape != shape or array.dtype != dtype:
+                raise ValueError(f"layer {l + 1} RBM's {name} has shape {array.shape} and "
+                                 f"dtype {array.dtype}, expected {shape} and {dtype}")
+        n_in = rbm.n_components
 
 
 def _build_stack(hidden_sizes, first_layer, settings, common):
@@ -158,7 +178,8 @@ _STACK_CONSTRAINTS = {
 }
 
 
-class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
+          BaseEstimator):
     """Deep Belief Network: a stack of RBMs trained greedily, layer by layer.
 
     The first RBM models the data; each RBM above models the hidden probabilities of the
@@ -236,6 +257,9 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     >>> dbn.sample(3, n_steps=10, random_state=0).shape
     (3, 64)
     """
+
+    # fitted state kept by save/load (the RBMs are stored as their own arrays)
+    _checkpoint_values = ("n_features_in_", "rbms_")
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
@@ -378,6 +402,12 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                         prob, rbm.intercept_visible_, v, seed, counter, threads)
         return prob if probabilities else v
 
+    def _checkpoint_restore(self, state):
+        """Set the loaded state, checking that the RBMs chain (see CheckpointMixin)."""
+        super()._checkpoint_restore(state)
+        _check_loaded_stack(self.rbms_, self.n_features_in_, None,
+                            self.rbms_[0].components_.dtype if self.rbms_ else None)
+
     @property
     def _n_features_out(self):
         """Number of transformed output features (for get_feature_names_out)."""
@@ -400,9 +430,19 @@ def _engine_array(A):
     return A if A.flags.writeable else A.copy()
 
 
-class _BaseDBNNetwork(BaseEstimator):
+class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
     """Shared fitting machinery of DBNClassifier and DBNRegressor (the output layer, loss
     and labels differ)."""
+
+    # Fitted state kept by save/load: everything ``partial_fit`` reads, so a loaded model
+    # resumes bit-identically (optimizer moments and step count, batch-norm running
+    # statistics, the dropout/shuffle seed, schedule and early-stopping bookkeeping).
+    _checkpoint_arrays = ("_layout", "_theta", "_bn_state", "_state_1", "_state_2",
+                          "gradient_norms_", "initial_gradient_norms_")
+    _checkpoint_values = ("n_features_in_", "n_outputs_", "n_layers_", "out_activation_",
+                          "n_iter_", "t_", "loss_curve_", "best_loss_", "validation_scores_",
+                          "best_validation_score_", "_steps", "_current_lr", "_seed",
+                          "_no_improvement_count", "rbms_")
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
@@ -437,6 +477,7 @@ class _BaseDBNNetwork(BaseEstimator):
         "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
         "batch_norm": ["boolean", "array-like"],
         "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "init_scale": [Interval(Real, 0, None, closed="neither")],
         "dtype": [StrOptions({"float32", "float64"})],
         "n_jobs": [Integral, None],
     }
@@ -449,7 +490,7 @@ class _BaseDBNNetwork(BaseEstimator):
                  epsilon=1e-8, n_iter_no_change=10, pretrain=True, first_layer="bernoulli",
                  pretrain_n_iter=40, pretrain_learning_rate=0.1, pretrain_batch_size=10,
                  k=1, persistent=False, dropout=0.0, batch_norm=False, max_grad_norm=None,
-                 dtype="float32", n_jobs=None):
+                 init_scale=1.0, dtype="float32", n_jobs=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -482,6 +523,7 @@ class _BaseDBNNetwork(BaseEstimator):
         self.dropout = dropout
         self.batch_norm = batch_norm
         self.max_grad_norm = max_grad_norm
+        self.init_scale = init_scale
         self.dtype = dtype
         self.n_jobs = n_jobs
 
@@ -614,10 +656,11 @@ class _BaseDBNNetwork(BaseEstimator):
         self.gradient_norms_ = np.empty((0, layout.shape[0]))
         completed = True
         coefs, intercepts, _, _ = _bp.param_views(self._theta, layout)
-        # Glorot-style uniform init, scikit-learn's MLP (factor 2 for logistic units)
+        # Glorot-style uniform init, scikit-learn's MLP (factor 2 for logistic units), times
+        # init_scale (pretrained layers are overwritten below; the output layer is not)
         factor = 2.0 if self.activation == "logistic" else 6.0
         for W, b in zip(coefs, intercepts):
-            bound = np.sqrt(factor / (W.shape[0] + W.shape[1]))
+            bound = self.init_scale * np.sqrt(factor / (W.shape[0] + W.shape[1]))
             W[:] = rng.uniform(-bound, bound, W.shape)
             b[:] = rng.uniform(-bound, bound, b.shape)
         self.rbms_ = []
@@ -708,6 +751,8 @@ class _BaseDBNNetwork(BaseEstimator):
                         self.best_validation_score_ = score
                         best = (theta.copy(), self._bn_state.copy())
                 else:
+                    if self.best_loss_ is None:  # partial_fit after a fit with early stopping
+                        self.best_loss_ = np.inf
                     improved = loss <= self.best_loss_ - self.tol
                     self.best_loss_ = min(self.best_loss_, float(loss))
                 self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
@@ -731,6 +776,39 @@ class _BaseDBNNetwork(BaseEstimator):
                         stacklevel=4)
         if best is not None:  # early stopping: the best validation weights
             theta[:], self._bn_state[:] = best
+
+    # ------------------------------------------------------------------------------
+    # checkpoints
+
+    def _checkpoint_restore(self, state):
+        """Set the loaded state after checking it against the layout table, whose sizes
+        the compiled kernels trust (see CheckpointMixin)."""
+        super()._checkpoint_restore(state)
+        layout = self._layout
+        if layout.ndim != 2 or layout.shape[0] < 1 or layout.dtype != np.int64:
+            raise ValueError(f"malformed layout table of shape {layout.shape}")
+        codes = {code: name for name, code in _bp.ACTIVATION_CODES.items()}
+        sizes = [int(layout[0, _bp.N_IN]), *(int(n) for n in layout[:, _bp.N_OUT])]
+        acts = [codes.get(int(a)) for a in layout[:, _bp.ACT]]
+        expected, n_params, n_state = _bp.make_layout(
+            sizes, acts[0] if len(acts) > 1 else "logistic", acts[-1],
+            [bool(g >= 0) for g in layout[:-1, _bp.G_OFF]])
+        if not np.array_equal(layout, expected):
+            raise ValueError("the layout table is inconsistent")
+        if sizes[0] != self.n_features_in_ or sizes[-1] != self.n_outputs_:
+            raise ValueError(f"the network maps {sizes[0]} -> {sizes[-1]}, the model has "
+                             f"{self.n_features_in_} features and {self.n_outputs_} outputs")
+        adam_size = n_params if self.solver == "adam" else (0, n_params)
+        for name, sizes_ok in (("_theta", n_params), ("_state_1", n_params),
+                               ("_state_2", adam_size), ("_bn_state", n_state)):
+            array = getattr(self, name)
+            if array.ndim != 1 or array.size not in np.atleast_1d(sizes_ok) \
+                    or array.dtype != self._theta.dtype or array.dtype.kind != "f":
+                raise ValueError(f"{name} has shape {array.shape} and dtype {array.dtype}, "
+                                 f"which does not fit the layout")
+        if self.rbms_:
+            _check_loaded_stack(self.rbms_, self.n_features_in_, sizes[1:-1],
+                                self._theta.dtype)
 
     # ------------------------------------------------------------------------------
     # inference
@@ -847,6 +925,11 @@ _NETWORK_DOC = """
         intercept is then unused; its shift is the batch-norm beta).
     max_grad_norm : float or None, default=None
         Clip each mini-batch gradient to this global L2 norm.
+    init_scale : float, default=1.0
+        Multiplier of the random initial weights and biases (the Glorot-style bound; 1.0 is
+        scikit-learn's MLP initialisation). Large values give saturated logistic units or,
+        with ReLU, exploding activations and gradients: the ill-conditioned starts studied
+        in ``examples/vanishing_gradient.py``. Pretrained hidden layers ignore it.
     dtype : {"float32", "float64"}, default="float32"
         Precision of the parameters and of all computation.
     n_jobs : int, default=None
@@ -968,6 +1051,16 @@ class DBNClassifier(ClassifierMixin, _BaseDBNNetwork):
 
     def _validation_score(self, X, y):
         return float(accuracy_score(y, self._labels(self._forward(X))))
+
+    _checkpoint_arrays = _BaseDBNNetwork._checkpoint_arrays + ("classes_",)
+
+    def _checkpoint_restore(self, state):
+        """Set the loaded state and rebuild the label binarizer from ``classes_``."""
+        super()._checkpoint_restore(state)
+        if self.n_outputs_ != (1 if self.classes_.size == 2 else self.classes_.size):
+            raise ValueError(f"{self.classes_.size} classes do not fit "
+                             f"{self.n_outputs_} outputs")
+        self._label_binarizer = LabelBinarizer().fit(self.classes_)
 
     def _labels(self, P):
         if P.shape[1] == 1:

@@ -126,6 +126,21 @@ def test_pretrained_weights_initialise_the_net(digits):
                                rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("activation", ["logistic", "relu"])
+def test_init_scale_multiplies_the_random_initial_weights(digits, activation):
+    X, y = digits
+    nets = [quiet(DBNClassifier(hidden_layer_sizes=(12, 8), activation=activation,
+                                pretrain=False, init_scale=scale, max_iter=1,
+                                learning_rate_init=1e-12, momentum=0.0, alpha=0.0,
+                                random_state=0), X, y) for scale in (1.0, 4.0)]
+    for W1, W4, b1, b4 in zip(nets[0].coefs_, nets[1].coefs_, nets[0].intercepts_,
+                              nets[1].intercepts_):
+        np.testing.assert_allclose(W4, 4 * W1, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(b4, 4 * b1, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="init_scale"):
+        DBNClassifier(init_scale=0.0).fit(X, y)
+
+
 @pytest.mark.parametrize("settings", [
     dict(solver="adam", learning_rate_init=0.01), dict(dropout=0.2), dict(batch_norm=True), dict(max_grad_norm=1.0),
     dict(activation="relu", pretrain=False), dict(activation="tanh"),
@@ -379,7 +394,7 @@ def test_rejected_calls_leave_a_fitted_model_unchanged(digits, make):
         ((X, y[:-1]), {}, "inconsistent"),
         ((X, y), dict(hidden_layer_sizes=()), "empty"),
         ((X, y), dict(hidden_layer_sizes=(8, 0)), "hidden_layer_sizes"),
-        ((X, y), dict(first_layer="gaussian"), "first_layer"),
+        ((X, y), dict(first_layer="poisson"), "first_layer"),
     ]
     if isinstance(model, DBN):
         bad_calls = [c for c in bad_calls if "inconsistent" != c[2]] + [
@@ -589,3 +604,12 @@ def test_threads_fitting_and_predicting_concurrently_match_serial(digits_split):
     with ThreadPoolExecutor(4) as pool:
         proba = np.vstack(list(pool.map(serial[0].predict_proba, chunks)))
     np.testing.assert_array_equal(proba, serial[0].predict_proba(X_test))
+
+
+def test_partial_fit_after_fit_with_early_stopping(digits_split):
+    X_train, X_test, y_train, y_test = digits_split
+    clf = quiet(DBNClassifier((16,), early_stopping=True, pretrain_n_iter=2, max_iter=5,
+                              random_state=0), X_train, y_train)
+    assert clf.best_loss_ is None
+    clf.partial_fit(X_train, y_train)
+    assert np.isfinite(clf.best_loss_) and np.isfinite(clf.predict_proba(X_test)).all()
