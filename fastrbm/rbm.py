@@ -155,6 +155,28 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         return ({name: getattr(self, name).copy() for name in self._STATE},
                 [v.copy() for v in self._velocity], self._rng_counter)
 
+    def _checkpoint_restore(self, state):
+        """Set the loaded state, then check its shapes and dtypes against each other: a
+        crafted file must not reach the compiled kernels with mismatched arrays."""
+        super()._checkpoint_restore(state)
+        nh, nv = self.n_components, self.n_features_in_
+        if self.h_samples_.ndim != 2 or self.h_samples_.shape[1] != nh:
+            raise ValueError(f"h_samples_ has shape {self.h_samples_.shape}, expected "
+                             f"(n_chains, {nh})")
+        checks = [("components_", (nh, nv)), ("intercept_hidden_", (nh,)),
+                  ("intercept_visible_", (nv,)), ("_q_hidden", (nh,))]
+        checks += [("_log_var", (nv,))] if hasattr(self, "_log_var") else []
+        arrays = [(name, getattr(self, name), shape) for name, shape in checks]
+        # velocities of W, b and c, then of the visible layer's own parameters (per unit)
+        shapes = [(nh, nv), (nv,), (nh,)] + [(nv,)] * (len(self._velocity) - 3)
+        arrays += [(f"velocity {i}", v, shape)
+                   for i, (v, shape) in enumerate(zip(self._velocity, shapes))]
+        dtype = self.components_.dtype
+        for name, array, shape in arrays:
+            if array.shape != shape or array.dtype != dtype:
+                raise ValueError(f"{name} has shape {array.shape} and dtype {array.dtype}, "
+                                 f"expected {shape} and {dtype}")
+
     def _restore_training_state(self, state):
         arrays, velocity, self._rng_counter = state
         for name, value in arrays.items():

@@ -493,3 +493,19 @@ def test_extreme_weights_give_finite_outputs(digits, dtype):
     for out in (m.transform(X), m.reconstruct(X), m.free_energy(X), m.score_samples(X),
                 m.gibbs(X), m.sample(4, n_steps=3), m.log_likelihood(X[:50], method="exact")):
         assert np.isfinite(out).all()
+
+
+def test_load_rejects_arrays_whose_shapes_do_not_fit(digits, tmp_path):
+    # A crafted file with consistent metadata but a wrong-shaped array must fail on load,
+    # before anything reaches the compiled kernels.
+    X, _ = digits
+    path = tmp_path / "rbm.npz"
+    BernoulliRBM(n_components=4, n_iter=1, random_state=0).fit(X).save(path)
+    with np.load(path, allow_pickle=False) as data:
+        contents = {key: data[key] for key in data.files}
+    key = next(k for k in contents if k.endswith("intercept_hidden_"))
+    contents[key] = np.zeros(5, contents[key].dtype)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **contents)
+    with pytest.raises(ValueError, match="intercept_hidden_ has shape"):
+        BernoulliRBM.load(bad)
