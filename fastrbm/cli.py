@@ -6,52 +6,88 @@ import time
 from pathlib import Path
 
 
-def _demo(args):
-    from sklearn.linear_model import LogisticRegression
+def _demo_data(args):
+    """(description, X_train, X_test, y_train, y_test, default hidden sizes, batch size)."""
     from sklearn.model_selection import train_test_split
-    from sklearn.neural_network import BernoulliRBM as SkBernoulliRBM
-    from sklearn.pipeline import make_pipeline
 
-    from . import BernoulliRBM
-    from .datasets import load_digits
+    from .datasets import load_digits, load_fashion_mnist
 
+    if args.data == "fashion-mnist":
+        try:
+            (X_train, y_train), (X_test, y_test) = load_fashion_mnist()
+        except FileNotFoundError as exc:
+            raise SystemExit(f"fastrbm demo: {exc}") from None
+        return ("Fashion-MNIST, 60000 training and 10000 test images of 28x28 pixels in [0, 1]",
+                X_train, X_test, y_train, y_test, (500, 500, 2000), 100)
     X, y = load_digits()
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=0.25, random_state=args.seed, stratify=y)
-    print(f"fastrbm demo: scikit-learn's digits, {X_train.shape[0]} training and "
-          f"{X_test.shape[0]} test images of 8x8 pixels in [0, 1]\n")
+    return (f"scikit-learn's digits, {X_train.shape[0]} training and {X_test.shape[0]} test "
+            "images of 8x8 pixels in [0, 1]", X_train, X_test, y_train, y_test,
+            (64, 64, 64, 64), 32)
 
-    params = dict(n_components=args.n_components, learning_rate=0.06, batch_size=10,
-                  n_iter=args.epochs, random_state=args.seed)
+
+def _timed_fit(model, *args):
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # fixed epochs on purpose
+        model.fit(*args)
+    return time.perf_counter() - start
+
+
+def _demo(args):
+    from sklearn.neural_network import BernoulliRBM as SkBernoulliRBM
+
+    from . import BernoulliRBM, DBNClassifier
+    from .diagnostics import format_gradient_norms, gradient_norm_summary
+
+    description, X_train, X_test, y_train, y_test, hidden, batch = _demo_data(args)
+    hidden = tuple(args.hidden) if args.hidden else hidden
+    print(f"fastrbm demo: {description}\n")
+    print(f"Deep logistic net {'-'.join(map(str, (X_train.shape[1], *hidden, 10)))}: "
+          f"{args.epochs} fine-tuning epochs (SGD, momentum 0.9, batch {batch}) from "
+          f"RBM-pretrained weights ({args.pretrain_epochs} CD-1 epochs per layer) and from "
+          "random weights")
+    common = dict(hidden_layer_sizes=hidden, activation="logistic", batch_size=batch,
+                  max_iter=args.epochs, pretrain_n_iter=args.pretrain_epochs,
+                  random_state=args.seed)
+    nets = {"pretrained": DBNClassifier(pretrain=True, **common),
+            "random init": DBNClassifier(pretrain=False, **common)}
     rows = []
-    fast_rbm = BernoulliRBM(**params)
-    for name, rbm in [("fastrbm.BernoulliRBM", fast_rbm),
-                      ("sklearn BernoulliRBM", SkBernoulliRBM(**params))]:
-        start = time.perf_counter()
-        rbm.fit(X_train)
-        seconds = time.perf_counter() - start
-        pseudo_ll = rbm.score_samples(X_test).mean()
-        clf = make_pipeline(rbm, LogisticRegression(max_iter=1000))
-        clf.fit(X_train, y_train)
-        rows.append((name, seconds, pseudo_ll, clf.score(X_test, y_test)))
-    raw = LogisticRegression(max_iter=1000).fit(X_train, y_train).score(X_test, y_test)
+    for name, net in nets.items():
+        seconds = _timed_fit(net, X_train, y_train)
+        ratio = gradient_norm_summary(net)["ratio"]
+        rows.append((name, seconds, net.score(X_test, y_test), ratio["initial"],
+                     ratio["last_epoch"]))
+    print(f"{'DBNClassifier':<14} {'fit time':>9} {'test acc':>9} "
+          f"{'grad ratio at init':>19} {'after last epoch':>17}")
+    for name, seconds, acc, r0, r1 in rows:
+        print(f"{name:<14} {seconds:>8.2f}s {acc:>9.3f} {r0:>19.2e} {r1:>17.2e}")
+    print("(grad ratio: ||dL/dW|| of the input layer over that of the output layer; far below "
+          "1 means the lower layers barely learn: vanishing gradients)")
+    for name, net in nets.items():
+        print(f"\nGradient norms per layer, {name}:\n{format_gradient_norms(net)}")
 
-    print(f"RBM: {args.n_components} hidden units, PCD-1, {args.epochs} epochs, batch 10")
-    print(f"{'model':<22} {'fit time':>9} {'test pseudo-LL':>15} {'RBM + logistic acc':>19}")
-    for name, seconds, pll, acc in rows:
-        print(f"{name:<22} {seconds:>8.3f}s {pll:>15.2f} {acc:>19.3f}")
-    print(f"{'raw pixels + logistic':<22} {'':>9} {'':>15} {raw:>19.3f}")
-    print(f"\nfastrbm fit was {rows[1][1] / rows[0][1]:.1f}x faster than scikit-learn's.")
-    err = fast_rbm.history_["reconstruction_error"]
-    print("fastrbm reconstruction error by epoch: " + " ".join(f"{e:.4f}" for e in err))
+    if args.data == "digits":
+        params = dict(n_components=args.n_components, learning_rate=0.06, batch_size=10,
+                      n_iter=args.epochs, random_state=args.seed)
+        fast = _timed_fit(BernoulliRBM(**params), X_train)
+        sk = _timed_fit(SkBernoulliRBM(**params), X_train)
+        print(f"\nOne RBM, {args.n_components} hidden units, PCD-1, {args.epochs} epochs, "
+              f"batch 10: fastrbm {fast:.3f}s, scikit-learn {sk:.3f}s ({sk / fast:.1f}x)")
     if args.out is not None:
-        _write_demo_pngs(args.out, fast_rbm)
+        _write_demo_pngs(args.out, nets)
     return 0
 
 
-def _write_demo_pngs(out, rbm):
-    """Filters, generated samples and the learning curve of ``rbm`` as PNGs in ``out``;
-    a note on stderr instead when matplotlib is not installed."""
+def _write_demo_pngs(out, nets):
+    """The gradient-norm comparison, the learning curves of the fine-tuned nets ``{label:
+    net}`` and the bottom RBM's filters of the pretrained one, as PNGs in ``out``; a note on
+    stderr instead when matplotlib is not installed."""
     try:
         import matplotlib
     except ImportError:
@@ -63,16 +99,20 @@ def _write_demo_pngs(out, rbm):
 
     from . import plotting
 
-    n_shown = min(100, rbm.n_components)
-    figures = {
-        "filters.png": plotting.plot_filters(
-            rbm, title=f"fastrbm: weights of the first {n_shown} hidden units"),
-        "samples.png": plotting.plot_samples(
-            rbm.sample(n_samples=36, n_steps=1000),
-            title="fastrbm: samples after 1000 Gibbs steps"),
-        "learning_curve.png": plotting.plot_learning_curve(
-            rbm, title="fastrbm: reconstruction error by epoch"),
-    }
+    figures = {"gradient_norms.png": plotting.plot_gradient_norms(
+        nets, title="Gradient norm per layer (epoch 0: initial weights)")}
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, net in nets.items():
+        ax.plot(range(1, len(net.loss_curve_) + 1), net.loss_curve_, marker="o",
+                markersize=3, label=label)
+    ax.set(xlabel="fine-tuning epoch", ylabel="training loss (cross-entropy)",
+           title="Fine-tuning loss by epoch")
+    ax.legend(loc="best")
+    figures["learning_curve.png"] = fig
+    pretrained = [net for net in nets.values() if getattr(net, "rbms_", None)]
+    if pretrained:
+        figures["filters.png"] = plotting.plot_filters(
+            pretrained[0].rbms_[0], title="Weights of the bottom RBM (first 100 units)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     print()
@@ -176,17 +216,29 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     demo = sub.add_parser(
-        "demo", help="train an RBM on the bundled digits and report what it learned",
-        description="Train fastrbm's and scikit-learn's BernoulliRBM on the digits bundled "
-                    "with scikit-learn; report time, pseudo-likelihood and the accuracy of "
-                    "a logistic regression on the learned features.")
+        "demo", help="pretrained vs randomly initialised deep net: the vanishing gradient",
+        description="Train the same deep logistic DBNClassifier with and without greedy RBM "
+                    "pretraining (equal fine-tuning epochs) on the digits bundled with "
+                    "scikit-learn (or Fashion-MNIST); report accuracy, time and the per-layer "
+                    "gradient norms, and time one RBM against scikit-learn's.")
+    demo.add_argument("--data", choices=("digits", "fashion-mnist"), default="digits",
+                      help="digits (default, seconds): net 64-64-64-64-64-10, 1347 training "
+                           "images; fashion-mnist: net 784-500-500-2000-10 on all 60000 "
+                           "(minutes; needs apt-get install dataset-fashion-mnist)")
+    demo.add_argument("--epochs", type=_positive_int, default=10,
+                      help="fine-tuning epochs of both nets, and epochs of the RBM (10)")
+    demo.add_argument("--pretrain-epochs", type=_positive_int, default=10,
+                      help="CD-1 epochs per pretrained layer (10)")
+    demo.add_argument("--hidden", type=_positive_int, nargs="+", default=None, metavar="N",
+                      help="hidden layer sizes (default: 64 64 64 64 for digits, 500 500 "
+                           "2000 for fashion-mnist)")
     demo.add_argument("--n-components", type=_positive_int, default=100,
-                      help="hidden units (100)")
-    demo.add_argument("--epochs", type=_positive_int, default=20, help="training epochs (20)")
+                      help="hidden units of the single RBM timed against scikit-learn (100)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (0)")
     demo.add_argument("--out", type=Path, default=None, metavar="DIR",
-                      help="also write filters.png, samples.png and learning_curve.png "
-                           "into DIR (needs matplotlib: pip install \"fastrbm[plot]\")")
+                      help="also write gradient_norms.png, learning_curve.png and "
+                           "filters.png into DIR (needs matplotlib: pip install "
+                           "\"fastrbm[plot]\")")
     demo.set_defaults(func=_demo)
 
     bench = sub.add_parser(

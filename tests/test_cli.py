@@ -1,7 +1,8 @@
 """The command line: help on every command, exit code 2 with a clear message on bad flags
 (in process, and through ``python -m fastrbm`` in a subprocess), ``info``, ``bench`` (its
 table logic on a shrunken workload, run from the package without the repository's bench/
-folder), ``bench/compare.py`` as a thin wrapper, and ``demo --out`` writing PNGs."""
+folder), ``bench/compare.py`` as a thin wrapper, and ``demo`` (pretrained against random
+init, gradient norms, ``--out`` writing PNGs)."""
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,8 @@ BAD_FLAGS = [
     (["demo", "--epochs", "many"], "argument --epochs: expected a positive integer, got 'many'"),
     (["demo", "--epochs", "0"], "argument --epochs: expected a positive integer"),
     (["demo", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    (["demo", "--data", "cifar"], "argument --data: invalid choice: 'cifar'"),
+    (["demo", "--hidden", "0"], "argument --hidden: expected a positive integer"),
     (["bench", "--data", "cifar"], "argument --data: invalid choice: 'cifar'"),
     (["bench", "--peers", "sklearn,nope"], "argument --peers: unknown peer(s) nope"),
     (["bench", "--rounds", "-1"], "argument --rounds: expected a positive integer"),
@@ -171,24 +174,40 @@ def test_bench_compare_script_is_a_thin_wrapper(monkeypatch):
     assert calls == [((("fashion-mnist", "digits"),), {"quick": True, "rounds": None})]
 
 
-def test_demo_writes_pngs(tmp_path, capsys):
+def test_demo_compares_pretrained_and_random_init(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     out = tmp_path / "pictures"
-    assert cli.main(["demo", "--epochs", "2", "--n-components", "16", "--out", str(out)]) == 0
+    assert cli.main(["demo", "--epochs", "3", "--pretrain-epochs", "3", "--hidden", "16",
+                     "16", "--n-components", "16", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "fastrbm reconstruction error by epoch: " in text
-    for name in ("filters.png", "samples.png", "learning_curve.png"):
+    assert "Deep logistic net 64-16-16-10: 3 fine-tuning epochs" in text
+    rows = {line.split()[0]: line.split() for line in text.splitlines()
+            if line.startswith(("pretrained ", "random init "))}
+    assert set(rows) == {"pretrained", "random"}
+    for cells in rows.values():  # fit time, accuracy, two ratios: all numbers
+        assert cells[-4].endswith("s") and 0 <= float(cells[-3]) <= 1
+        float(cells[-2]), float(cells[-1])
+    assert "Gradient norms per layer, pretrained:" in text
+    assert "Gradient norms per layer, random init:" in text and "first/last ratio" in text
+    assert "One RBM, 16 hidden units, PCD-1, 3 epochs" in text
+    for name in ("gradient_norms.png", "learning_curve.png", "filters.png"):
         data = (out / name).read_bytes()
         assert data[:8] == PNG_SIGNATURE and len(data) > 2000, name
         assert f"wrote {out / name}" in text
 
 
-def test_demo_without_matplotlib_says_how_to_get_the_pngs(tmp_path, capsys, monkeypatch):
-    from fastrbm import BernoulliRBM
+def test_demo_fashion_mnist_says_how_to_get_the_data(monkeypatch):
+    monkeypatch.setenv("FASTRBM_FASHION_MNIST", "/nonexistent")
+    from fastrbm import datasets
 
-    rbm = BernoulliRBM(n_components=4, n_iter=1).fit(np.eye(4))
+    monkeypatch.setattr(datasets, "FASHION_MNIST_DEBIAN_PATH", "/nonexistent")
+    with pytest.raises(SystemExit, match="apt-get install"):
+        cli.main(["demo", "--data", "fashion-mnist"])
+
+
+def test_demo_without_matplotlib_says_how_to_get_the_pngs(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    cli._write_demo_pngs(tmp_path / "pictures", rbm)
+    cli._write_demo_pngs(tmp_path / "pictures", {})
     assert 'PNGs not written: matplotlib is not installed (pip install "fastrbm[plot]")' in (
         capsys.readouterr().err)
     assert not (tmp_path / "pictures").exists()
