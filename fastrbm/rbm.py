@@ -28,9 +28,10 @@ from ._utils import draw_seed, engine_blocks, engine_threads, softplus
 
 __all__ = ["BernoulliRBM", "GaussianBernoulliRBM"]
 
-# Rows used for the per-epoch reconstruction error (evenly spaced, so it is cheap on large
-# data and the same rows every epoch).
-_HISTORY_ROWS = 2000
+# Rows used for the per-epoch reconstruction error: evenly spaced, the same rows every
+# epoch. 256 rows x n_features terms give a steady estimate; on all of digits (1797 rows) it
+# cost more than the ten training epochs themselves (measured: 0.18 s against 0.12 s).
+_HISTORY_ROWS = 256
 
 
 class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
@@ -589,7 +590,7 @@ class BernoulliRBM(_BaseRBM):
         Number of epochs run (cumulative over ``partial_fit`` calls).
     history_ : dict of lists
         Per-epoch training history: ``"reconstruction_error"`` (mean squared error of the
-        mean-field reconstruction on up to 2000 evenly spaced training rows) and
+        mean-field reconstruction on up to 256 evenly spaced training rows) and
         ``"time"`` (seconds).
 
     See Also
@@ -789,7 +790,7 @@ class GaussianBernoulliRBM(_BaseRBM):
         Number of epochs run (cumulative over ``partial_fit`` calls).
     history_ : dict of lists
         Per-epoch training history: ``"reconstruction_error"`` (mean squared error of the
-        mean-field reconstruction on up to 2000 evenly spaced training rows) and
+        mean-field reconstruction on up to 256 evenly spaced training rows) and
         ``"time"`` (seconds).
 
     See Also
