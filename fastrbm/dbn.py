@@ -93,19 +93,16 @@ def _layer_sizes(hidden_layer_sizes):
 def _check_loaded_stack(rbms, n_features, hidden_sizes, dtype):
     """Raise ValueError unless checkpointed RBMs chain from ``n_features`` through
     ``hidden_sizes`` (None: any, at least one layer) in ``dtype`` (a crafted file must not
-    reach the compiled kernels with mismatched shapes)."""
+    reach the compiled kernels with mismatched shapes). Each RBM has already checked its
+    own arrays against its ``n_features_in_`` and ``n_components`` when it was loaded."""
     layers = [rbm.n_components for rbm in rbms]
     if not layers or hidden_sizes is not None and layers != hidden_sizes:
         raise ValueError(f"the RBM stack has layers {layers}, the network {hidden_sizes}")
     n_in = n_features
     for l, rbm in enumerate(rbms):
-        for name, shape in (("components_", (rbm.n_components, n_in)),
-                            ("intercept_hidden_", (rbm.n_components,)),
-                            ("intercept_visible_", (n_in,))):
-            array = getattr(rbm, name)
-            if array.shape != shape or array.dtype != dtype:
-                raise ValueError(f"layer {l + 1} RBM's {name} has shape {array.shape} and "
-                                 f"dtype {array.dtype}, expected {shape} and {dtype}")
+        if rbm.n_features_in_ != n_in or rbm.components_.dtype != dtype:
+            raise ValueError(f"layer {l + 1} RBM takes {rbm.n_features_in_} inputs in "
+                             f"{rbm.components_.dtype}, expected {n_in} in {dtype}")
         n_in = rbm.n_components
 
 
