@@ -1,5 +1,7 @@
 """Small helpers shared by the estimators: thread counts, seeds, softplus."""
+import importlib
 import os
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -39,6 +41,44 @@ def engine_blocks(work_per_batch):
     the model would (OpenBLAS rounds differently per partition); small layers get one
     block, as every extra BLAS call costs microseconds there."""
     return engine_threads(None, work_per_batch)
+
+
+def _numba_threads_are_threadsafe():
+    """Whether Numba's parallel code may run from several Python threads at once: its
+    OpenMP and TBB layers allow that, the workqueue fallback aborts the process. Numba picks
+    TBB, then OpenMP, then workqueue, unless NUMBA_THREADING_LAYER names one (never set
+    here)."""
+    import numba
+
+    layer = numba.config.THREADING_LAYER
+    if layer in ("omp", "tbb", "threadsafe", "safe"):
+        return True
+    if layer == "workqueue":
+        return False
+    for module in ("numba.np.ufunc.tbbpool", "numba.np.ufunc.omppool"):
+        try:
+            importlib.import_module(module)
+            return True
+        except Exception:  # an absent or broken TBB/OpenMP runtime
+            continue
+    return False
+
+
+@contextmanager
+def numba_threads(n_threads):
+    """Run Numba's parallel code on ``n_threads`` threads inside the block (restored after);
+    yields the count actually used: 1 when the threading layer is not thread-safe."""
+    import numba
+
+    if n_threads > 1 and not _numba_threads_are_threadsafe():
+        n_threads = 1
+    n_threads = max(1, min(int(n_threads), numba.config.NUMBA_NUM_THREADS))
+    previous = numba.get_num_threads()
+    numba.set_num_threads(n_threads)
+    try:
+        yield n_threads
+    finally:
+        numba.set_num_threads(previous)
 
 
 def draw_seed(rng):

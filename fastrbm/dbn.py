@@ -36,7 +36,7 @@ from ._kernels import _sampling
 from ._kernels import backprop as _bp
 from ._persistence import CheckpointMixin
 from ._progress import EpochProgress
-from ._utils import draw_seed, engine_blocks, engine_threads
+from ._utils import draw_seed, engine_blocks, engine_threads, numba_threads
 from .rbm import BernoulliRBM, GaussianBernoulliRBM
 
 __all__ = ["DBN", "DBNClassifier", "DBNRegressor"]
@@ -563,8 +563,15 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
 
     def _threads(self, rows):
         """BLAS threads: by the largest GEMM of a mini-batch, as the RBM engine decides."""
-        largest = int((self._layout[:, _bp.N_IN] * self._layout[:, _bp.N_OUT]).max())
-        return int(engine_threads(self.n_jobs, rows * largest))
+        return int(engine_threads(self.n_jobs, rows * self._largest_layer()))
+
+    def _blocks(self, rows):
+        """Blocks per layer in training: by shape and machine only, so the model does not
+        depend on n_jobs (see _kernels.backprop.run_epoch)."""
+        return int(engine_blocks(rows * self._largest_layer()))
+
+    def _largest_layer(self):
+        return int((self._layout[:, _bp.N_IN] * self._layout[:, _bp.N_OUT]).max())
 
     # ------------------------------------------------------------------------------
     # fitting
@@ -707,7 +714,13 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
         max_norm = 0.0 if self.max_grad_norm is None else float(self.max_grad_norm)
         best = None
         progress = EpochProgress(type(self).__name__, n_epochs, self.verbose)
-        with progress, threadpool_limits(limits=self._threads(rows), user_api="blas"):
+        # Blocked layers run on Numba's threads, each block one single-threaded BLAS call
+        # (BLAS threads beside Numba's would oversubscribe the cores); one block per layer
+        # leaves the threading to BLAS.
+        n_blocks, threads = self._blocks(rows), self._threads(rows)
+        blas_threads = 1 if n_blocks > 1 else threads
+        with progress, threadpool_limits(limits=blas_threads, user_api="blas"), \
+                numba_threads(threads if n_blocks > 1 else 1) as engine_threads_used:
             for _ in range(n_epochs):
                 perm = rng.permutation(X.shape[0]) if self.shuffle else np.arange(X.shape[0])
                 backup = self._snapshot()
@@ -717,7 +730,8 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
                         float(self.alpha), _BN_EPS, _BN_MOMENTUM, self._seed, optimizer,
                         self._current_lr, float(self.momentum), bool(self.nesterovs_momentum),
                         float(self.beta_1), float(self.beta_2), float(self.epsilon), max_norm,
-                        self._steps, self._state_1, self._state_2, grad, work, norms)
+                        self._steps, self._state_1, self._state_2, grad, work, norms,
+                        n_blocks, engine_threads_used)
                     if not (np.isfinite(loss) and np.isfinite(theta).all()):
                         self._restore(backup)
                         raise FloatingPointError(

@@ -66,12 +66,14 @@ Notes
 * No sample weights (scikit-learn's MLP accepts them since 1.7) and no ``Literal`` constants
   passed between kernels (each would compile an extra specialisation).
 """
+from types import FunctionType
+
 import numpy as np
 # Numba's np.dot calls scipy's BLAS; load it now so that threadpoolctl limits set by a caller
 # apply to it (threadpoolctl only sees libraries that are already loaded).
 import scipy.linalg.cython_blas  # noqa: F401
 from llvmlite import ir
-from numba import njit, types
+from numba import njit, prange, types
 from numba.extending import intrinsic, overload, register_jitable
 
 __all__ = [
@@ -345,6 +347,38 @@ def _splitmix64(z):
     return z ^ (z >> np.uint64(31))
 
 
+# BLAS through Numba's own hook (numba_xxgemm: scipy's BLAS, the library np.dot calls), with
+# explicit leading dimensions so a column or row block of a matrix is one call without a copy.
+# Referenced by symbol name, so compiled code stays cacheable.
+_XXGEMM = types.ExternalFunction("numba_xxgemm", types.intc(
+    types.char, types.char, types.char, types.intp, types.intp, types.intp,
+    types.voidptr, types.voidptr, types.intp, types.voidptr, types.intp,
+    types.voidptr, types.voidptr, types.intp))
+_N, _T = np.int8(ord("n")), np.int8(ord("t"))
+
+
+@register_jitable
+def _gemm(transa, transb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
+    """Row-major ``C = alpha * op(A) @ op(B) + beta * C`` (op: _N or _T), C of shape (m, n).
+
+    A, B and C are arrays (or views) starting at the matrices' first elements, with row
+    strides lda, ldb and ldc elements. BLAS is column-major, so this is the product
+    C^T = op(B)^T op(A)^T there."""
+    scalars = np.empty(2, C.dtype)
+    scalars[0] = alpha
+    scalars[1] = beta
+    kind = np.int8(ord("s")) if C.itemsize == 4 else np.int8(ord("d"))
+    _XXGEMM(kind, transb, transa, n, m, k, scalars[0:].ctypes, B.ctypes, ldb, A.ctypes, lda,
+            scalars[1:].ctypes, C.ctypes, ldc)
+
+
+@register_jitable
+def _block_width(dim, n_blocks):
+    """Width of the blocks that cut ``dim`` units into at most ``n_blocks`` blocks (none
+    narrower than 16 units): the engine's rule, so results depend on n_blocks only."""
+    return max((dim + n_blocks - 1) // n_blocks, 16)
+
+
 # ----------------------------------------------------------------------------------------
 # Layer kernels
 # ----------------------------------------------------------------------------------------
@@ -364,41 +398,58 @@ def _exp_shifted_row(z, out):
     return mx, s
 
 
+@register_jitable
+def _activation_cols(Z, activation, j0, j1):
+    """``Z[:, j0:j1] = act(Z[:, j0:j1])`` in place for the elementwise activations
+    (identity, logistic, tanh, relu)."""
+    # Loops run over contiguous row slices from 0: a loop over range(j0, j1) indexing the 2-D
+    # array carries a negative-index check per element and does not vectorise (6x slower).
+    T = Z.dtype.type
+    zero, one, two = T(0.0), T(1.0), T(2.0)
+    for i in range(Z.shape[0]):
+        z = Z[i][j0:j1]
+        if activation == ACT_LOGISTIC:
+            for k in range(z.size):
+                v = z[k]
+                e = _exp_nonpos(-abs(v))  # exp(-|v|) in (0, 1]: never overflows
+                z[k] = (one if v >= zero else e) / (one + e)
+        elif activation == ACT_TANH:
+            for k in range(z.size):
+                v = z[k]
+                em = _expm1_nonpos(-two * abs(v))  # tanh|v| = -expm1(-2|v|) / (2 + expm1(-2|v|))
+                t = (zero - em) / (two + em)
+                z[k] = t if v >= zero else -t
+        elif activation == ACT_RELU:
+            for k in range(z.size):
+                z[k] = zero if z[k] < zero else z[k]
+
+
+@register_jitable
+def _add_bias_cols(Z, b, j0, j1):
+    """``Z[:, j0:j1] += b[j0:j1]`` (b of size 0: no bias)."""
+    if b.size > 0:
+        bb = b[j0:j1]
+        for i in range(Z.shape[0]):
+            z = Z[i][j0:j1]
+            for k in range(z.size):
+                z[k] += bb[k]
+
+
 @njit(**_JIT)
 def bias_activation(Z, b, activation):
     """Epilogue of a dense layer: ``Z = act(Z + b)`` in place (b of size 0: no bias).
 
     `activation` is an ``ACT_*`` code; softmax acts row-wise (max-shifted, overflow-safe).
     """
-    T = Z.dtype.type
-    zero, one = T(0.0), T(1.0)
     n, m = Z.shape
-    if b.size > 0:
-        for i in range(n):
-            for j in range(m):
-                Z[i, j] += b[j]
+    _add_bias_cols(Z, b, 0, m)
     if activation == ACT_SOFTMAX:
         for i in range(n):
             _, s = _exp_shifted_row(Z[i], Z[i])
             for j in range(m):
                 Z[i, j] = Z[i, j] / s
         return
-    z = Z.reshape(Z.size)
-    if activation == ACT_LOGISTIC:
-        for k in range(z.size):
-            v = z[k]
-            e = _exp_nonpos(-abs(v))  # exp(-|v|) in (0, 1]: never overflows
-            z[k] = (one if v >= zero else e) / (one + e)
-    elif activation == ACT_TANH:
-        two = T(2.0)
-        for k in range(z.size):
-            v = z[k]
-            em = _expm1_nonpos(-two * abs(v))  # tanh|v| = -expm1(-2|v|) / (2 + expm1(-2|v|))
-            t = (zero - em) / (two + em)
-            z[k] = t if v >= zero else -t
-    elif activation == ACT_RELU:
-        for k in range(z.size):
-            z[k] = zero if z[k] < zero else z[k]
+    _activation_cols(Z, activation, 0, m)
 
 
 @njit(**_JIT)
@@ -428,31 +479,44 @@ def batchnorm_forward(Z, gamma, beta, eps, momentum, running_mean, running_var, 
     running statistics PyTorch-style: ``running = (1 - momentum) * running + momentum *
     batch`` with the unbiased batch variance (``momentum=0`` leaves them unchanged).
     """
+    _batchnorm_forward_cols(Z, gamma, beta, eps, momentum, running_mean, running_var, mean,
+                            inv_std, xhat, 0, Z.shape[1])
+
+
+@register_jitable
+def _batchnorm_forward_cols(Z, gamma, beta, eps, momentum, running_mean, running_var, mean,
+                            inv_std, xhat, j0, j1):
+    """:func:`batchnorm_forward` on the columns j0:j1 (columns are independent)."""
     T = Z.dtype.type
-    n, m = Z.shape
-    mean[:] = 0
-    inv_std[:] = 0  # first used to accumulate the sum of squared deviations
+    n = Z.shape[0]
+    mu, sd = mean[j0:j1], inv_std[j0:j1]
+    g, be, rm, rv = gamma[j0:j1], beta[j0:j1], running_mean[j0:j1], running_var[j0:j1]
+    mu[:] = 0
+    sd[:] = 0  # first used to accumulate the sum of squared deviations
     for i in range(n):
-        for j in range(m):
-            mean[j] += Z[i, j]
-    for j in range(m):
-        mean[j] = mean[j] / T(n)
+        z = Z[i][j0:j1]
+        for k in range(z.size):
+            mu[k] += z[k]
+    for k in range(mu.size):
+        mu[k] = mu[k] / T(n)
     for i in range(n):
-        for j in range(m):
-            d = Z[i, j] - mean[j]
-            inv_std[j] += d * d
+        z = Z[i][j0:j1]
+        for k in range(z.size):
+            d = z[k] - mu[k]
+            sd[k] += d * d
     mom, keep = T(momentum), T(1.0 - momentum)
     unbias = T(n / max(n - 1, 1))
-    for j in range(m):
-        var = inv_std[j] / T(n)
-        running_mean[j] = keep * running_mean[j] + mom * mean[j]
-        running_var[j] = keep * running_var[j] + mom * (var * unbias)
-        inv_std[j] = T(1.0) / np.sqrt(var + T(eps))
+    for k in range(mu.size):
+        var = sd[k] / T(n)
+        rm[k] = keep * rm[k] + mom * mu[k]
+        rv[k] = keep * rv[k] + mom * (var * unbias)
+        sd[k] = T(1.0) / np.sqrt(var + T(eps))
     for i in range(n):
-        for j in range(m):
-            x = (Z[i, j] - mean[j]) * inv_std[j]
-            xhat[i, j] = x
-            Z[i, j] = gamma[j] * x + beta[j]
+        z, xh = Z[i][j0:j1], xhat[i][j0:j1]
+        for k in range(z.size):
+            x = (z[k] - mu[k]) * sd[k]
+            xh[k] = x
+            z[k] = g[k] * x + be[k]
 
 
 @njit(**_JIT)
@@ -468,6 +532,19 @@ def batchnorm_inference(Z, gamma, beta, eps, running_mean, running_var):
             Z[i, j] = gamma[j] * ((Z[i, j] - running_mean[j]) * inv_std[j]) + beta[j]
 
 
+@register_jitable
+def _dropout_key(seed, stream):
+    return _splitmix64(np.uint64(seed) ^ _splitmix64(np.uint64(stream + 1) * _GOLDEN))
+
+
+@register_jitable
+def _dropout_entry(key, k, p, scale, zero):
+    """Mask entry of C-order element k: 0 with probability p, else ``scale``."""
+    z = _splitmix64(key + np.uint64(k + 1) * _GOLDEN)
+    u = np.float64(z >> np.uint64(11)) * 1.1102230246251565e-16  # 2**-53
+    return zero if u < p else scale
+
+
 @njit(**_JIT)
 def dropout_mask(seed, stream, p, mask):
     """Fill an inverted-dropout mask: entries 0 (probability `p`) or ``1/(1-p)``.
@@ -478,14 +555,26 @@ def dropout_mask(seed, stream, p, mask):
     and ``key = splitmix64(uint64(seed) ^ splitmix64((stream+1)*golden))``.
     """
     T = mask.dtype.type
-    scale = T(1.0 / (1.0 - p))
-    zero = T(0.0)
-    key = _splitmix64(np.uint64(seed) ^ _splitmix64(np.uint64(stream + 1) * _GOLDEN))
+    scale, zero = T(1.0 / (1.0 - p)), T(0.0)
+    key = _dropout_key(seed, stream)
     flat = mask.reshape(mask.size)
     for k in range(flat.size):
-        z = _splitmix64(key + np.uint64(k + 1) * _GOLDEN)
-        u = np.float64(z >> np.uint64(11)) * 1.1102230246251565e-16  # 2**-53
-        flat[k] = zero if u < p else scale
+        flat[k] = _dropout_entry(key, k, p, scale, zero)
+
+
+@register_jitable
+def _dropout_cols(seed, stream, p, H, M, A, j0, j1):
+    """Columns j0:j1 of :func:`dropout_mask` into M (the same entries as the whole-mask
+    call) and of :func:`apply_mask`: ``A = H * M``."""
+    T = M.dtype.type
+    scale, zero = T(1.0 / (1.0 - p)), T(0.0)
+    key = _dropout_key(seed, stream)
+    m = M.shape[1]
+    for i in range(M.shape[0]):
+        h, mask, a = H[i][j0:j1], M[i][j0:j1], A[i][j0:j1]
+        for k in range(mask.size):
+            mask[k] = _dropout_entry(key, i * m + j0 + k, p, scale, zero)
+            a[k] = h[k] * mask[k]
 
 
 @njit(**_JIT)
@@ -559,22 +648,29 @@ def activation_backward(H, activation, M, D):
     On entry ``D`` is the gradient with respect to the layer's (dropped-out) output; on exit
     the gradient with respect to the activation's input.
     """
+    _activation_backward_cols(H, activation, M, D, 0, D.shape[1])
+
+
+@register_jitable
+def _activation_backward_cols(H, activation, M, D, j0, j1):
+    """:func:`activation_backward` on the columns j0:j1."""
     T = D.dtype.type
     zero, one = T(0.0), T(1.0)
-    h, d = H.reshape(H.size), D.reshape(D.size)
-    if M.size > 0:
-        mm = M.reshape(M.size)
-        for k in range(d.size):
-            d[k] *= mm[k]
-    if activation == ACT_LOGISTIC:
-        for k in range(d.size):
-            d[k] *= h[k] * (one - h[k])
-    elif activation == ACT_TANH:
-        for k in range(d.size):
-            d[k] *= one - h[k] * h[k]
-    elif activation == ACT_RELU:
-        for k in range(d.size):
-            d[k] = d[k] if h[k] > zero else zero
+    for i in range(D.shape[0]):
+        d, h = D[i][j0:j1], H[i][j0:j1]
+        if M.size > 0:
+            mm = M[i][j0:j1]
+            for k in range(d.size):
+                d[k] *= mm[k]
+        if activation == ACT_LOGISTIC:
+            for k in range(d.size):
+                d[k] *= h[k] * (one - h[k])
+        elif activation == ACT_TANH:
+            for k in range(d.size):
+                d[k] *= one - h[k] * h[k]
+        elif activation == ACT_RELU:
+            for k in range(d.size):
+                d[k] = d[k] if h[k] > zero else zero
 
 
 @njit(**_JIT)
@@ -584,19 +680,27 @@ def batchnorm_backward(D, xhat, inv_std, gamma, grad_gamma, grad_beta):
     ``D`` holds dL/d(gamma*xhat+beta); on exit dL/dZ. Writes ``grad_gamma = sum(D*xhat)``
     and ``grad_beta = sum(D)`` (column sums).
     """
+    _batchnorm_backward_cols(D, xhat, inv_std, gamma, grad_gamma, grad_beta, 0, D.shape[1])
+
+
+@register_jitable
+def _batchnorm_backward_cols(D, xhat, inv_std, gamma, grad_gamma, grad_beta, j0, j1):
+    """:func:`batchnorm_backward` on the columns j0:j1."""
     T = D.dtype.type
-    n, m = D.shape
-    grad_gamma[:] = 0
-    grad_beta[:] = 0
+    n = D.shape[0]
+    gg, gb, g, sd = grad_gamma[j0:j1], grad_beta[j0:j1], gamma[j0:j1], inv_std[j0:j1]
+    gg[:] = 0
+    gb[:] = 0
     for i in range(n):
-        for j in range(m):
-            grad_gamma[j] += D[i, j] * xhat[i, j]
-            grad_beta[j] += D[i, j]
+        d, xh = D[i][j0:j1], xhat[i][j0:j1]
+        for k in range(d.size):
+            gg[k] += d[k] * xh[k]
+            gb[k] += d[k]
     tn = T(n)
     for i in range(n):
-        for j in range(m):
-            D[i, j] = (gamma[j] * inv_std[j]) * (
-                D[i, j] - (grad_beta[j] + xhat[i, j] * grad_gamma[j]) / tn)
+        d, xh = D[i][j0:j1], xhat[i][j0:j1]
+        for k in range(d.size):
+            d[k] = (g[k] * sd[k]) * (d[k] - (gb[k] + xh[k] * gg[k]) / tn)
 
 
 @njit(**_JIT)
@@ -613,16 +717,46 @@ def dense_backward(A_prev, D, W, alpha, grad_W, grad_b, D_prev):
     sumsq_W : float
         ``sum(W**2)`` when ``alpha != 0`` (for the L2 term of the loss), else 0.
     """
-    T = D.dtype.type
-    n = D.shape[0]
     n_in, n_out = W.shape
-    np.dot(A_prev.T, D, grad_W)
+    sums = np.zeros((2, n_out))
+    _weight_grad_rows(A_prev, D, W, alpha, grad_W, 0, n_in, sums[0], sums[1])
+    _colsum(D, grad_b)
+    if D_prev.size > 0:
+        _delta_rows(D, W, D_prev, 0, n_in)
+    return np.sqrt(sums[0].sum()), sums[1].sum()
+
+
+@register_jitable
+def _colsum(D, out):
+    """``out = D.sum(axis=0)`` (skipped when out has size 0)."""
+    if out.size > 0:
+        out[:] = 0
+        for i in range(D.shape[0]):
+            for j in range(D.shape[1]):
+                out[j] += D[i, j]
+
+
+@register_jitable
+def _delta_rows(D, W, D_prev, i0, i1):
+    """``D_prev[:, i0:i1] = D @ W[i0:i1].T``: the delta of the layer below, for its units
+    i0..i1-1 (rows i0:i1 of W)."""
+    n, n_out = D.shape
+    _gemm(_N, _T, n, i1 - i0, n_out, 1.0, D, n_out, W[i0:], n_out, 0.0, D_prev[:, i0:],
+          D_prev.shape[1])
+
+
+@register_jitable
+def _weight_grad_rows(A_prev, D, W, alpha, grad_W, i0, i1, acc_g, acc_w):
+    """Rows i0:i1 of ``grad_W = A_prev.T @ D + (alpha / n) * W``; adds their per-column
+    sums of ``grad_W**2`` to acc_g and, when alpha != 0, of ``W**2`` to acc_w (float64)."""
+    T = D.dtype.type
+    n, n_out = D.shape
+    _gemm(_T, _N, i1 - i0, n_out, n, 1.0, A_prev[:, i0:], A_prev.shape[1], D, n_out, 0.0,
+          grad_W[i0:], n_out)
     # per-column accumulators: the reductions vectorise without reassociation (no fastmath)
-    acc_g = np.zeros(n_out)
-    acc_w = np.zeros(n_out)
     if alpha != 0.0:
         a = T(alpha / n)
-        for i in range(n_in):
+        for i in range(i0, i1):
             for j in range(n_out):
                 w = W[i, j]
                 g = grad_W[i, j] + a * w
@@ -630,17 +764,9 @@ def dense_backward(A_prev, D, W, alpha, grad_W, grad_b, D_prev):
                 acc_g[j] += np.float64(g) * np.float64(g)
                 acc_w[j] += np.float64(w) * np.float64(w)
     else:  # grad_W is final: one read for its norm
-        for i in range(n_in):
+        for i in range(i0, i1):
             for j in range(n_out):
                 acc_g[j] += np.float64(grad_W[i, j]) * np.float64(grad_W[i, j])
-    if grad_b.size > 0:
-        grad_b[:] = 0
-        for i in range(n):
-            for j in range(n_out):
-                grad_b[j] += D[i, j]
-    if D_prev.size > 0:
-        np.dot(D, W.T, D_prev)
-    return np.sqrt(acc_g.sum()), acc_w.sum()
 
 
 # ----------------------------------------------------------------------------------------
@@ -678,6 +804,98 @@ def _work_offsets(layout, dropout, n_rows):
     return offs, d0, d1, xb, yb, total
 
 
+def _forward_layer_blocks(A_prev, W, b, H, activation, gamma, beta, bn_eps, bn_momentum,
+                          running_mean, running_var, mean, inv_std, xhat, p, seed, stream, M, A,
+                          n_blocks):
+    """One training-mode layer on column blocks of its units: ``H = A_prev @ W``, then the
+    bias or (gamma of size > 0) batch norm, the activation and (p > 0) inverted dropout
+    into ``A`` with mask ``M``. Every block is one BLAS call plus its elementwise epilogue,
+    so the parallel build runs whole blocks on separate threads (BLAS single-threaded)."""
+    n, n_in = A_prev.shape
+    n_out = W.shape[1]
+    size = _block_width(n_out, n_blocks)
+    for blk in prange((n_out + size - 1) // size):
+        j0 = blk * size
+        j1 = min(n_out, j0 + size)
+        _gemm(_N, _N, n, j1 - j0, n_in, 1.0, A_prev, n_in, W[:, j0:], n_out, 0.0, H[:, j0:],
+              n_out)
+        if gamma.size > 0:
+            _batchnorm_forward_cols(H, gamma, beta, bn_eps, bn_momentum, running_mean,
+                                    running_var, mean, inv_std, xhat, j0, j1)
+        else:
+            _add_bias_cols(H, b, j0, j1)
+        _activation_cols(H, activation, j0, j1)
+        if p > 0.0:
+            _dropout_cols(seed, stream, p, H, M, A, j0, j1)
+
+
+def _backward_layer_blocks(A_prev, D, W, alpha, grad_W, sums, D_prev, H_below, act_below,
+                           M_below, xhat_below, inv_std_below, gamma_below, grad_gamma_below,
+                           grad_beta_below, n_blocks, fuse, theta, grad, state_1, state_2,
+                           w_off, optimizer, learning_rate, momentum, nesterov, beta_1, beta_2,
+                           epsilon, t):
+    """One layer's backward pass on row blocks of W (the units of the layer below).
+
+    Block [i0, i1): ``D_prev[:, i0:i1] = D @ W[i0:i1].T`` through the layer below's
+    dropout, activation and batch norm (skipped when D_prev has size 0), then rows i0:i1
+    of ``grad_W`` with the block's column sums of grad_W**2 and W**2 in ``sums[blk]``, and
+    with ``fuse`` the optimizer step on those rows of W at once, while they are in cache.
+    Blocks touch disjoint rows of W and columns of D_prev, so they run in parallel."""
+    n_in = A_prev.shape[1]
+    n_out = D.shape[1]
+    size = _block_width(n_in, n_blocks)
+    for blk in prange((n_in + size - 1) // size):
+        i0 = blk * size
+        i1 = min(n_in, i0 + size)
+        if D_prev.size > 0:
+            _delta_rows(D, W, D_prev, i0, i1)
+            _activation_backward_cols(H_below, act_below, M_below, D_prev, i0, i1)
+            if gamma_below.size > 0:
+                _batchnorm_backward_cols(D_prev, xhat_below, inv_std_below, gamma_below,
+                                         grad_gamma_below, grad_beta_below, i0, i1)
+        _weight_grad_rows(A_prev, D, W, alpha, grad_W, i0, i1, sums[blk, 0], sums[blk, 1])
+        if fuse:
+            lo, hi = w_off + i0 * n_out, w_off + i1 * n_out
+            _optimizer_step(theta[lo:hi], grad[lo:hi], state_1[lo:hi],
+                            state_2[lo:hi] if state_2.size > 0 else state_2, optimizer,
+                            learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, t)
+
+
+def _optimizer_blocks(theta, grad, state_1, state_2, optimizer, learning_rate, momentum,
+                      nesterov, beta_1, beta_2, epsilon, t, n_blocks):
+    """The optimizer step on every parameter, in n_blocks contiguous chunks."""
+    size = max((theta.size + n_blocks - 1) // n_blocks, 1)
+    for blk in prange((theta.size + size - 1) // size):
+        lo = blk * size
+        hi = min(theta.size, lo + size)
+        _optimizer_step(theta[lo:hi], grad[lo:hi], state_1[lo:hi],
+                        state_2[lo:hi] if state_2.size > 0 else state_2, optimizer,
+                        learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, t)
+
+
+# Serial and parallel builds of the blocked passes: one source each, prange is range in the
+# serial build. The parallel build parallelises only the explicit prange (no array
+# expressions), whose blocks call BLAS single-threaded: BLAS's own thread pool beside
+# Numba's OpenMP threads would oversubscribe the cores (measured: 5x slower).
+_PARALLEL = dict(_JIT, parallel={"prange": True, "comprehension": False, "setitem": False,
+                                 "reduction": False, "numpy": False, "stencil": False,
+                                 "fusion": False, "inplace_binop": False})
+def _serial_and_parallel(fn):
+    """Both builds of one blocked pass. The parallel one compiles a copy of the function
+    under another qualified name: Numba's on-disk cache keys on the name and the argument
+    types, not on the flags, so the two builds would otherwise load each other's code."""
+    twin = FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_parallel",
+                        fn.__defaults__, fn.__closure__)
+    twin.__qualname__ = fn.__qualname__ + "_parallel"
+    twin.__doc__ = fn.__doc__
+    return njit(**_JIT)(fn), njit(**_PARALLEL)(twin)
+
+
+_forward_layer_ser, _forward_layer_par = _serial_and_parallel(_forward_layer_blocks)
+_backward_layer_ser, _backward_layer_par = _serial_and_parallel(_backward_layer_blocks)
+_optimizer_ser, _optimizer_par = _serial_and_parallel(_optimizer_blocks)
+
+
 @njit(**_JIT)
 def forward_train(X, theta, layout, bn_state, dropout, bn_eps, bn_momentum, seed, step, work):
     """Training-mode forward pass of a mini-batch; activations stay in ``work``.
@@ -700,40 +918,51 @@ def forward_train(X, theta, layout, bn_state, dropout, bn_eps, bn_momentum, seed
     -------
     Z_out : ndarray of shape (n_rows, n_outputs), a view into ``work``
     """
+    return _forward(X, theta, layout, bn_state, dropout, bn_eps, bn_momentum, seed, step, work,
+                    1, False)
+
+
+@njit(**_JIT)
+def _forward(X, theta, layout, bn_state, dropout, bn_eps, bn_momentum, seed, step, work,
+             n_blocks, parallel):
+    """:func:`forward_train` with each layer in n_blocks column blocks (parallel build of
+    the layer pass when `parallel`)."""
     offs = _work_offsets(layout, dropout, X.shape[0])[0]
     L = layout.shape[0]
     n = X.shape[0]
+    none1 = work[:0]
+    none2 = work[:0].reshape((0, 0))
     A_prev = X
     for l in range(L):
         n_in, n_out = layout[l, N_IN], layout[l, N_OUT]
-        w, h = layout[l, W_OFF], offs[l, _WH]
+        w, h, b = layout[l, W_OFF], offs[l, _WH], layout[l, B_OFF]
         W = theta[w:w + n_in * n_out].reshape((n_in, n_out))
         H = work[h:h + n * n_out].reshape((n, n_out))
         # the output layer stays pre-activation: output_loss applies it with the loss
         act = layout[l, ACT] if l < L - 1 else ACT_IDENTITY
         g = layout[l, G_OFF]
+        gamma, beta, run_mean, run_var = none1, none1, none1, none1
+        mean, inv_std, xhat = none1, none1, none2
         if g >= 0:
-            be, s, x = layout[l, BETA_OFF], layout[l, STAT_OFF], offs[l, _WXHAT]
-            np.dot(A_prev, W, H)
-            batchnorm_forward(H, theta[g:g + n_out], theta[be:be + n_out], bn_eps, bn_momentum,
-                              bn_state[s:s + n_out], bn_state[s + n_out:s + 2 * n_out],
-                              work[offs[l, _WMEAN]:offs[l, _WMEAN] + n_out],
-                              work[offs[l, _WISTD]:offs[l, _WISTD] + n_out],
-                              work[x:x + n * n_out].reshape((n, n_out)))
-            bias_activation(H, theta[:0], act)
+            be, st, x = layout[l, BETA_OFF], layout[l, STAT_OFF], offs[l, _WXHAT]
+            gamma, beta = theta[g:g + n_out], theta[be:be + n_out]
+            run_mean, run_var = bn_state[st:st + n_out], bn_state[st + n_out:st + 2 * n_out]
+            mean = work[offs[l, _WMEAN]:offs[l, _WMEAN] + n_out]
+            inv_std = work[offs[l, _WISTD]:offs[l, _WISTD] + n_out]
+            xhat = work[x:x + n * n_out].reshape((n, n_out))
+        mo, a = offs[l, _WM], offs[l, _WA]
+        p = dropout[l] if mo >= 0 else 0.0
+        M = work[mo:mo + n * n_out].reshape((n, n_out)) if mo >= 0 else none2
+        A = work[a:a + n * n_out].reshape((n, n_out))  # H itself without dropout
+        if parallel:
+            _forward_layer_par(A_prev, W, theta[b:b + n_out], H, act, gamma, beta, bn_eps,
+                               bn_momentum, run_mean, run_var, mean, inv_std, xhat, p, seed,
+                               step * L + l, M, A, n_blocks)
         else:
-            b = layout[l, B_OFF]
-            dense_forward(A_prev, W, theta[b:b + n_out], act, H)
-        mo = offs[l, _WM]
-        if mo >= 0:
-            M = work[mo:mo + n * n_out].reshape((n, n_out))
-            dropout_mask(seed, step * L + l, dropout[l], M)
-            a = offs[l, _WA]
-            A = work[a:a + n * n_out].reshape((n, n_out))
-            apply_mask(H, M, A)
-            A_prev = A
-        else:
-            A_prev = H
+            _forward_layer_ser(A_prev, W, theta[b:b + n_out], H, act, gamma, beta, bn_eps,
+                               bn_momentum, run_mean, run_var, mean, inv_std, xhat, p, seed,
+                               step * L + l, M, A, n_blocks)
+        A_prev = A
     return A_prev
 
 
@@ -797,49 +1026,88 @@ def loss_grad(X, Y, theta, layout, bn_state, dropout, alpha, bn_eps, bn_momentum
     loss : float
         Mean data loss over the rows plus the L2 term.
     """
+    return _backprop(X, Y, theta, layout, bn_state, dropout, alpha, bn_eps, bn_momentum, seed,
+                     step, grad, layer_norms, work, 1, False, False, grad[:0], grad[:0],
+                     OPT_SGD, 0.0, 0.0, False, 0.0, 0.0, 0.0, 0)
+
+
+@njit(**_JIT)
+def _backprop(X, Y, theta, layout, bn_state, dropout, alpha, bn_eps, bn_momentum, seed, step,
+              grad, layer_norms, work, n_blocks, parallel, fuse, state_1, state_2, optimizer,
+              learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, t):
+    """:func:`loss_grad` in n_blocks blocks per layer (the parallel build when `parallel`);
+    with `fuse`, also the optimizer step (see :func:`run_epoch`), each layer's as soon as its
+    gradient is complete: its weights block by block in the backward pass, then its biases
+    and batch-norm parameters. The deltas below a layer use its weights before the step."""
     offs, d0, d1, _, _, _ = _work_offsets(layout, dropout, X.shape[0])
     L = layout.shape[0]
     n = X.shape[0]
-    Z = forward_train(X, theta, layout, bn_state, dropout, bn_eps, bn_momentum, seed, step,
-                      work)
+    Z = _forward(X, theta, layout, bn_state, dropout, bn_eps, bn_momentum, seed, step, work,
+                 n_blocks, parallel)
     n_out = layout[L - 1, N_OUT]
     D = work[d0:d0 + n * n_out].reshape((n, n_out))
     loss = output_loss(Z, Y, layout[L - 1, ACT], D)
+    none1 = work[:0]
+    none2 = work[:0].reshape((0, 0))
     sumsq_w = 0.0
     spare = d1  # deltas ping-pong between the two delta buffers
     for l in range(L - 1, -1, -1):
         n_in, n_out = layout[l, N_IN], layout[l, N_OUT]
         w, b = layout[l, W_OFF], layout[l, B_OFF]
+        H_below, M_below, xhat_below = none2, none2, none2
+        inv_std_below, gamma_below, ggamma_below, gbeta_below = none1, none1, none1, none1
+        act_below = ACT_IDENTITY
         if l > 0:
-            a = offs[l - 1, _WA]
+            k = l - 1
+            a = offs[k, _WA]
             A_prev = work[a:a + n * n_in].reshape((n, n_in))
             D_prev = work[spare:spare + n * n_in].reshape((n, n_in))
+            h, mo = offs[k, _WH], offs[k, _WM]
+            H_below = work[h:h + n * n_in].reshape((n, n_in))
+            if mo >= 0:
+                M_below = work[mo:mo + n * n_in].reshape((n, n_in))
+            act_below = layout[k, ACT]
+            g = layout[k, G_OFF]
+            if g >= 0:
+                be, x, i = layout[k, BETA_OFF], offs[k, _WXHAT], offs[k, _WISTD]
+                xhat_below = work[x:x + n * n_in].reshape((n, n_in))
+                inv_std_below = work[i:i + n_in]
+                gamma_below = theta[g:g + n_in]
+                ggamma_below, gbeta_below = grad[g:g + n_in], grad[be:be + n_in]
         else:
             A_prev = X
             D_prev = work[:0].reshape((0, n_in))  # the input needs no delta
         if layout[l, G_OFF] >= 0:
             grad[b:b + n_out] = 0  # the intercept is unused under batch norm
-            grad_b = grad[:0]
         else:
-            grad_b = grad[b:b + n_out]
-        norm, wsq = dense_backward(A_prev, D, theta[w:w + n_in * n_out].reshape((n_in, n_out)),
-                                   alpha, grad[w:w + n_in * n_out].reshape((n_in, n_out)),
-                                   grad_b, D_prev)
-        layer_norms[l] = norm
-        sumsq_w += wsq
-        if l == 0:
-            break
-        # through the layer below: its dropout, activation and batch norm
-        k = l - 1
-        h, mo = offs[k, _WH], offs[k, _WM]
-        M = work[mo:mo + n * n_in].reshape((n, n_in)) if mo >= 0 else work[:0].reshape((0, 0))
-        activation_backward(work[h:h + n * n_in].reshape((n, n_in)), layout[k, ACT], M, D_prev)
-        g = layout[k, G_OFF]
-        if g >= 0:
-            be, x, i = layout[k, BETA_OFF], offs[k, _WXHAT], offs[k, _WISTD]
-            batchnorm_backward(D_prev, work[x:x + n * n_in].reshape((n, n_in)),
-                               work[i:i + n_in], theta[g:g + n_in], grad[g:g + n_in],
-                               grad[be:be + n_in])
+            _colsum(D, grad[b:b + n_out])
+        W = theta[w:w + n_in * n_out].reshape((n_in, n_out))
+        grad_W = grad[w:w + n_in * n_out].reshape((n_in, n_out))
+        n_row_blocks = (n_in + _block_width(n_in, n_blocks) - 1) // _block_width(n_in, n_blocks)
+        sums = np.zeros((n_row_blocks, 2, n_out))
+        if parallel:
+            _backward_layer_par(A_prev, D, W, alpha, grad_W, sums, D_prev, H_below, act_below,
+                                M_below, xhat_below, inv_std_below, gamma_below, ggamma_below,
+                                gbeta_below, n_blocks, fuse, theta, grad, state_1, state_2, w,
+                                optimizer, learning_rate, momentum, nesterov, beta_1, beta_2,
+                                epsilon, t)
+        else:
+            _backward_layer_ser(A_prev, D, W, alpha, grad_W, sums, D_prev, H_below, act_below,
+                                M_below, xhat_below, inv_std_below, gamma_below, ggamma_below,
+                                gbeta_below, n_blocks, fuse, theta, grad, state_1, state_2, w,
+                                optimizer, learning_rate, momentum, nesterov, beta_1, beta_2,
+                                epsilon, t)
+        sq = 0.0
+        for blk in range(n_row_blocks):  # fixed order: the same sums for any thread count
+            for j in range(n_out):
+                sq += sums[blk, 0, j]
+                sumsq_w += sums[blk, 1, j]
+        layer_norms[l] = np.sqrt(sq)
+        if fuse:  # the layer's biases (and batch-norm gamma, beta) are final now
+            end = layout[l + 1, W_OFF] if l + 1 < L else theta.size
+            _optimizer_step(theta[b:end], grad[b:end], state_1[b:end],
+                            state_2[b:end] if state_2.size > 0 else state_2, optimizer,
+                            learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, t)
         spare = d0 if spare == d1 else d1
         D = D_prev
     return loss + 0.5 * alpha * sumsq_w / n
@@ -887,6 +1155,17 @@ def adam_step(theta, grad, m, v, learning_rate, beta_1, beta_2, epsilon, t):
         theta[k] += neg_lr * mk / (np.sqrt(vk) + eps)
 
 
+@register_jitable
+def _optimizer_step(theta, grad, state_1, state_2, optimizer, learning_rate, momentum,
+                    nesterov, beta_1, beta_2, epsilon, t):
+    """:func:`adam_step` (state_1, state_2 = moments) or :func:`sgd_step` (state_1 =
+    velocity) on one slice of the parameters."""
+    if optimizer == OPT_ADAM:
+        adam_step(theta, grad, state_1, state_2, learning_rate, beta_1, beta_2, epsilon, t)
+    else:
+        sgd_step(theta, grad, state_1, learning_rate, momentum, nesterov)
+
+
 @njit(**_JIT)
 def clip_by_global_norm(grad, max_norm):
     """Scale `grad` in place so its L2 norm is at most `max_norm` (off when ``max_norm <= 0``).
@@ -919,12 +1198,16 @@ def clip_by_global_norm(grad, max_norm):
 @njit(**_JIT)
 def run_epoch(X, Y, perm, batch_size, theta, layout, bn_state, dropout, alpha, bn_eps,
               bn_momentum, seed, optimizer, learning_rate, momentum, nesterov, beta_1, beta_2,
-              epsilon, max_norm, t, state_1, state_2, grad, work, layer_norms):
+              epsilon, max_norm, t, state_1, state_2, grad, work, layer_norms, n_blocks=1,
+              n_threads=1):
     """One epoch of mini-batch training, compiled end to end.
 
     Mini-batch ``k`` holds rows ``perm[k*batch_size : (k+1)*batch_size]`` (the last may be
     shorter), as scikit-learn's ``gen_batches`` over a shuffled index. Per batch: gather,
     :func:`loss_grad`, optional :func:`clip_by_global_norm`, then one optimizer step.
+    Without clipping the step is fused into the backward pass: each block of weights is
+    updated right after its gradient is computed, while it is in cache (the same numbers
+    as the separate step, which streamed every parameter through memory once more).
 
     Parameters
     ----------
@@ -946,6 +1229,13 @@ def run_epoch(X, Y, perm, batch_size, theta, layout, bn_state, dropout, alpha, b
     grad, work : scratch (size of theta, ``workspace_size(layout, dropout, batch_size)``)
     layer_norms : ndarray of shape (n_layers,), float64, written
         Mean over the epoch's mini-batches of each layer's ||dL/dW||_F (before clipping).
+    n_blocks : int
+        Blocks per layer (see :func:`_forward_layer_blocks`): each is one single-threaded
+        BLAS call plus its elementwise work. The result depends on n_blocks (BLAS rounding,
+        norm summation order), never on n_threads.
+    n_threads : int
+        With more than one, the blocks run on Numba's threads (the caller sets how many with
+        ``numba.set_num_threads`` and keeps BLAS at one thread); else serially.
 
     Returns
     -------
@@ -960,6 +1250,8 @@ def run_epoch(X, Y, perm, batch_size, theta, layout, bn_state, dropout, alpha, b
     L = layout.shape[0]
     norms = np.zeros(L)
     layer_norms[:] = 0.0
+    parallel = n_threads > 1
+    fuse = max_norm <= 0.0  # clipping needs every gradient before any step
     total = 0.0
     n_batches = 0
     for start in range(0, n, batch_size):
@@ -975,18 +1267,22 @@ def run_epoch(X, Y, perm, batch_size, theta, layout, bn_state, dropout, alpha, b
             for j in range(n_out):
                 Yb[i, j] = Y[r, j]
         t += 1
-        loss = loss_grad(Xb, Yb, theta, layout, bn_state, dropout, alpha, bn_eps, bn_momentum,
-                         seed, t, grad, norms, work)
+        loss = _backprop(Xb, Yb, theta, layout, bn_state, dropout, alpha, bn_eps, bn_momentum,
+                         seed, t, grad, norms, work, n_blocks, parallel, fuse, state_1,
+                         state_2, optimizer, learning_rate, momentum, nesterov, beta_1,
+                         beta_2, epsilon, t)
         total += loss * nb
         for l in range(L):
             layer_norms[l] += norms[l]
         n_batches += 1
-        if max_norm > 0.0:
+        if not fuse:
             clip_by_global_norm(grad, max_norm)
-        if optimizer == OPT_ADAM:
-            adam_step(theta, grad, state_1, state_2, learning_rate, beta_1, beta_2, epsilon, t)
-        else:
-            sgd_step(theta, grad, state_1, learning_rate, momentum, nesterov)
+            if parallel:
+                _optimizer_par(theta, grad, state_1, state_2, optimizer, learning_rate,
+                               momentum, nesterov, beta_1, beta_2, epsilon, t, n_blocks)
+            else:
+                _optimizer_ser(theta, grad, state_1, state_2, optimizer, learning_rate,
+                               momentum, nesterov, beta_1, beta_2, epsilon, t, n_blocks)
     for l in range(L):
         layer_norms[l] /= max(n_batches, 1)
     return total / max(n, 1), t
