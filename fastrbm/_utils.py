@@ -43,6 +43,23 @@ def engine_blocks(work_per_batch):
     return engine_threads(None, work_per_batch)
 
 
+_BLAS_CONTROLLER = []
+
+
+def blas_threads(n_threads):
+    """``threadpoolctl.threadpool_limits(n_threads, user_api="blas")`` through one cached
+    controller: a fresh threadpool_limits scans every loaded library (about 2 ms, which
+    showed on small fits). Created at first use, after the compiled engines have loaded
+    scipy's BLAS, the only BLAS they call."""
+    if not _BLAS_CONTROLLER:
+        from threadpoolctl import ThreadpoolController
+
+        import scipy.linalg.cython_blas  # noqa: F401  (the engines' BLAS, loaded first)
+
+        _BLAS_CONTROLLER.append(ThreadpoolController())
+    return _BLAS_CONTROLLER[0].limit(limits=int(n_threads), user_api="blas")
+
+
 def _numba_threads_are_threadsafe():
     """Whether Numba's parallel code may run from several Python threads at once: its
     OpenMP and TBB layers allow that, the workqueue fallback aborts the process. Numba picks

@@ -30,13 +30,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
-from threadpoolctl import threadpool_limits
 
 from ._kernels import _sampling
 from ._kernels import backprop as _bp
 from ._persistence import CheckpointMixin
 from ._progress import EpochProgress
-from ._utils import draw_seed, engine_blocks, engine_threads, numba_threads
+from ._utils import blas_threads, draw_seed, engine_blocks, engine_threads, numba_threads
 from .rbm import BernoulliRBM, GaussianBernoulliRBM
 
 __all__ = ["DBN", "DBNClassifier", "DBNRegressor"]
@@ -378,7 +377,7 @@ class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         v = np.empty((n_samples, W.shape[1]), W.dtype)
         prob = np.zeros_like(v)
         visible, log_var = top._engine_visible_args()[:2]  # a one-layer stack may be Gaussian
-        with threadpool_limits(limits=1, user_api="blas"):
+        with blas_threads(1):
             if visible == "gaussian":
                 counter = _sampling.gaussian_sample_rows(prob, b, top.sigma_.astype(W.dtype), v,
                                                          seed, 0, threads)
@@ -685,7 +684,7 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
         work = np.empty(_bp.workspace_size(self._layout, dropout, rows), self._theta.dtype)
         grad, norms = np.empty_like(self._theta), np.empty(self._layout.shape[0])
         total, n_batches = np.zeros(self._layout.shape[0]), 0
-        with threadpool_limits(limits=self._threads(rows), user_api="blas"):
+        with blas_threads(self._threads(rows)):
             for start in range(0, order.size, rows):
                 idx = order[start:start + rows]
                 _bp.loss_grad(np.ascontiguousarray(X[idx]), np.ascontiguousarray(Y[idx]),
@@ -718,8 +717,7 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
         # (BLAS threads beside Numba's would oversubscribe the cores); one block per layer
         # leaves the threading to BLAS.
         n_blocks, threads = self._blocks(rows), self._threads(rows)
-        blas_threads = 1 if n_blocks > 1 else threads
-        with progress, threadpool_limits(limits=blas_threads, user_api="blas"), \
+        with progress, blas_threads(1 if n_blocks > 1 else threads), \
                 numba_threads(threads if n_blocks > 1 else 1) as engine_threads_used:
             for _ in range(n_epochs):
                 perm = rng.permutation(X.shape[0]) if self.shuffle else np.arange(X.shape[0])
@@ -831,7 +829,7 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
         out = np.empty((X.shape[0], n_out), self._theta.dtype)
         rows = max(1, min(_PREDICT_ROWS, X.shape[0]))
         work = np.empty(_bp.workspace_size(self._layout, None, rows), self._theta.dtype)
-        with threadpool_limits(limits=self._threads(rows), user_api="blas"):
+        with blas_threads(self._threads(rows)):
             _bp.predict(X, self._theta, self._layout, self._bn_state, _BN_EPS, rows, work, out)
         return out
 

@@ -8,10 +8,9 @@ from scipy.special import logsumexp
 from sklearn.utils import check_random_state
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_array
-from threadpoolctl import threadpool_limits
 
 from ._kernels import _sampling
-from ._utils import draw_seed, engine_blocks, engine_threads, softplus
+from ._utils import blas_threads, draw_seed, engine_blocks, engine_threads, softplus
 
 __all__ = ["log_partition", "ais_betas"]
 
@@ -174,7 +173,7 @@ def log_partition(model, method="exact", *, n_chains=100, n_betas=10000, betas=N
     b_base = _base_rate_bias(X, W.shape[1], W.dtype)
     log_w = np.empty(n_chains, np.float64)
     seed = draw_seed(check_random_state(random_state))
-    with threadpool_limits(limits=1, user_api="blas"):
+    with blas_threads(1):
         work = n_chains * W.shape[0] * W.shape[1]
         _sampling.ais_log_weights(W, b, c, b_base, betas, log_w, seed, 0,
                                   engine_blocks(work), engine_threads(n_jobs, work))

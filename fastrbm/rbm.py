@@ -19,12 +19,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted, validate_data
-from threadpoolctl import threadpool_limits
 
 from ._kernels import _sampling
 from ._persistence import CheckpointMixin
 from ._progress import EpochProgress
-from ._utils import draw_seed, engine_blocks, engine_threads, softplus
+from ._utils import blas_threads, draw_seed, engine_blocks, engine_threads, softplus
 
 __all__ = ["BernoulliRBM", "GaussianBernoulliRBM"]
 
@@ -198,7 +197,7 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         history_rows = np.unique(np.linspace(0, X.shape[0] - 1, _HISTORY_ROWS).astype(np.intp))
         X_history = X[history_rows]
         progress = EpochProgress(type(self).__name__, n_epochs, self.verbose)
-        with progress, threadpool_limits(limits=1, user_api="blas"):
+        with progress, blas_threads(1):
             for _ in range(n_epochs):
                 start = time.perf_counter()
                 backup = self._training_state()
@@ -372,7 +371,7 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         h = np.empty((v.shape[0], self.n_components), dtype=v.dtype)
         counter = self._next_counter(2 * n_steps)
         visible, log_var = self._engine_visible_args()[:2]
-        with threadpool_limits(limits=1, user_api="blas"):
+        with blas_threads(1):
             _sampling.gibbs_chain(v, h, self.components_, self.intercept_visible_,
                                   self.intercept_hidden_, n_steps, self._rng_seed, counter,
                                   engine_blocks(v.size * self.n_components),

@@ -357,19 +357,25 @@ _XXGEMM = types.ExternalFunction("numba_xxgemm", types.intc(
 _N, _T = np.int8(ord("n")), np.int8(ord("t"))
 
 
+# alpha = 1 and beta = 0 of every product, per precision (global arrays are compile-time
+# constants: no allocation per call)
+_ONE_ZERO_F32 = np.array([1.0, 0.0], np.float32)
+_ONE_ZERO_F64 = np.array([1.0, 0.0], np.float64)
+
+
 @register_jitable
-def _gemm(transa, transb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
-    """Row-major ``C = alpha * op(A) @ op(B) + beta * C`` (op: _N or _T), C of shape (m, n).
+def _gemm(transa, transb, m, n, k, A, lda, B, ldb, C, ldc):
+    """Row-major ``C = op(A) @ op(B)`` (op: _N or _T), C of shape (m, n).
 
     A, B and C are arrays (or views) starting at the matrices' first elements, with row
     strides lda, ldb and ldc elements. BLAS is column-major, so this is the product
     C^T = op(B)^T op(A)^T there."""
-    scalars = np.empty(2, C.dtype)
-    scalars[0] = alpha
-    scalars[1] = beta
-    kind = np.int8(ord("s")) if C.itemsize == 4 else np.int8(ord("d"))
-    _XXGEMM(kind, transb, transa, n, m, k, scalars[0:].ctypes, B.ctypes, ldb, A.ctypes, lda,
-            scalars[1:].ctypes, C.ctypes, ldc)
+    if C.itemsize == 4:
+        _XXGEMM(np.int8(ord("s")), transb, transa, n, m, k, _ONE_ZERO_F32[0:].ctypes,
+                B.ctypes, ldb, A.ctypes, lda, _ONE_ZERO_F32[1:].ctypes, C.ctypes, ldc)
+    else:
+        _XXGEMM(np.int8(ord("d")), transb, transa, n, m, k, _ONE_ZERO_F64[0:].ctypes,
+                B.ctypes, ldb, A.ctypes, lda, _ONE_ZERO_F64[1:].ctypes, C.ctypes, ldc)
 
 
 @register_jitable
@@ -399,6 +405,16 @@ def _exp_shifted_row(z, out):
 
 
 @register_jitable
+def _as_rows(A, j0, j1):
+    """``(rows, a, b)`` such that the columns j0:j1 of A are ``rows[i][a:b]`` for every row
+    i: A itself, or, when the block is all of A's columns, A as one long row (fewer, longer
+    inner loops: per-row loop overhead showed up on small layers)."""
+    if j0 == 0 and j1 == A.shape[1]:
+        return A.reshape((1, A.size)), 0, A.size
+    return A, j0, j1
+
+
+@register_jitable
 def _activation_cols(Z, activation, j0, j1):
     """``Z[:, j0:j1] = act(Z[:, j0:j1])`` in place for the elementwise activations
     (identity, logistic, tanh, relu)."""
@@ -406,8 +422,9 @@ def _activation_cols(Z, activation, j0, j1):
     # array carries a negative-index check per element and does not vectorise (6x slower).
     T = Z.dtype.type
     zero, one, two = T(0.0), T(1.0), T(2.0)
-    for i in range(Z.shape[0]):
-        z = Z[i][j0:j1]
+    rows, a, b = _as_rows(Z, j0, j1)
+    for i in range(rows.shape[0]):
+        z = rows[i][a:b]
         if activation == ACT_LOGISTIC:
             for k in range(z.size):
                 v = z[k]
@@ -569,11 +586,13 @@ def _dropout_cols(seed, stream, p, H, M, A, j0, j1):
     T = M.dtype.type
     scale, zero = T(1.0 / (1.0 - p)), T(0.0)
     key = _dropout_key(seed, stream)
-    m = M.shape[1]
-    for i in range(M.shape[0]):
-        h, mask, a = H[i][j0:j1], M[i][j0:j1], A[i][j0:j1]
-        for k in range(mask.size):
-            mask[k] = _dropout_entry(key, i * m + j0 + k, p, scale, zero)
+    M_rows, c0, c1 = _as_rows(M, j0, j1)
+    H_rows, A_rows = _as_rows(H, j0, j1)[0], _as_rows(A, j0, j1)[0]
+    m = M_rows.shape[1]
+    for i in range(M_rows.shape[0]):
+        h, mask, a = H_rows[i][c0:c1], M_rows[i][c0:c1], A_rows[i][c0:c1]
+        for k in range(mask.size):  # C-order element index of A: i * m + c0 + k
+            mask[k] = _dropout_entry(key, i * m + c0 + k, p, scale, zero)
             a[k] = h[k] * mask[k]
 
 
@@ -656,10 +675,13 @@ def _activation_backward_cols(H, activation, M, D, j0, j1):
     """:func:`activation_backward` on the columns j0:j1."""
     T = D.dtype.type
     zero, one = T(0.0), T(1.0)
-    for i in range(D.shape[0]):
-        d, h = D[i][j0:j1], H[i][j0:j1]
+    D_rows, a, b = _as_rows(D, j0, j1)
+    H_rows = _as_rows(H, j0, j1)[0]
+    M_rows = _as_rows(M, j0, j1)[0] if M.size > 0 else M
+    for i in range(D_rows.shape[0]):
+        d, h = D_rows[i][a:b], H_rows[i][a:b]
         if M.size > 0:
-            mm = M[i][j0:j1]
+            mm = M_rows[i][a:b]
             for k in range(d.size):
                 d[k] *= mm[k]
         if activation == ACT_LOGISTIC:
@@ -741,8 +763,7 @@ def _delta_rows(D, W, D_prev, i0, i1):
     """``D_prev[:, i0:i1] = D @ W[i0:i1].T``: the delta of the layer below, for its units
     i0..i1-1 (rows i0:i1 of W)."""
     n, n_out = D.shape
-    _gemm(_N, _T, n, i1 - i0, n_out, 1.0, D, n_out, W[i0:], n_out, 0.0, D_prev[:, i0:],
-          D_prev.shape[1])
+    _gemm(_N, _T, n, i1 - i0, n_out, D, n_out, W[i0:], n_out, D_prev[:, i0:], D_prev.shape[1])
 
 
 @register_jitable
@@ -751,8 +772,8 @@ def _weight_grad_rows(A_prev, D, W, alpha, grad_W, i0, i1, acc_g, acc_w):
     sums of ``grad_W**2`` to acc_g and, when alpha != 0, of ``W**2`` to acc_w (float64)."""
     T = D.dtype.type
     n, n_out = D.shape
-    _gemm(_T, _N, i1 - i0, n_out, n, 1.0, A_prev[:, i0:], A_prev.shape[1], D, n_out, 0.0,
-          grad_W[i0:], n_out)
+    _gemm(_T, _N, i1 - i0, n_out, n, A_prev[:, i0:], A_prev.shape[1], D, n_out, grad_W[i0:],
+          n_out)
     # per-column accumulators: the reductions vectorise without reassociation (no fastmath)
     if alpha != 0.0:
         a = T(alpha / n)
@@ -817,8 +838,7 @@ def _forward_layer_blocks(A_prev, W, b, H, activation, gamma, beta, bn_eps, bn_m
     for blk in prange((n_out + size - 1) // size):
         j0 = blk * size
         j1 = min(n_out, j0 + size)
-        _gemm(_N, _N, n, j1 - j0, n_in, 1.0, A_prev, n_in, W[:, j0:], n_out, 0.0, H[:, j0:],
-              n_out)
+        _gemm(_N, _N, n, j1 - j0, n_in, A_prev, n_in, W[:, j0:], n_out, H[:, j0:], n_out)
         if gamma.size > 0:
             _batchnorm_forward_cols(H, gamma, beta, bn_eps, bn_momentum, running_mean,
                                     running_var, mean, inv_std, xhat, j0, j1)
