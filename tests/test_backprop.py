@@ -6,6 +6,7 @@ from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOpti
 from threadpoolctl import threadpool_limits
 
 from fastrbm._kernels import backprop as bp
+from fastrbm._utils import numba_threads
 
 from . import _reference_network as ref
 
@@ -379,12 +380,14 @@ EPOCH_CASES = [
 ]
 
 
-def _run_both(case, dtype, rng):
+def _run_both(case, dtype, rng, sizes=(6, 8, 5, 3), n_blocks=1, threads=1):
+    """Two epochs of run_epoch and of the oracle; with n_blocks > 1 the engine's blocked
+    passes run, on `threads` Numba threads (BLAS at one thread, as the estimators set it)."""
     activation, output, batch_norm, p, alpha, opt_name, max_norm = case
-    sizes = [6, 8, 5, 3]
-    layout, theta, state = make_net(sizes, activation, output, batch_norm, dtype, rng, 0.4)
+    layout, theta, state = make_net(list(sizes), activation, output, batch_norm, dtype, rng,
+                                    0.4 if sizes[0] < 16 else 0.15)
     dropout = np.array([p, p, 0.0])
-    X = rng.standard_normal((37, 6)).astype(dtype)
+    X = rng.standard_normal((37, sizes[0])).astype(dtype)
     Y = make_targets(output, 37, 3, dtype, rng)
     perm = rng.permutation(37)
     batch = 8  # 4 full batches and one of 5
@@ -403,9 +406,12 @@ def _run_both(case, dtype, rng):
     results = []
     for epoch in range(2):
         t0 = 5 * epoch
-        loss, t = bp.run_epoch(X, Y, perm, batch, theta, layout, state, dropout, alpha, BN_EPS,
-                               0.1, 77, code, lr, 0.9, opt_name == "sgd-nesterov", 0.9, 0.999,
-                               1e-8, max_norm, t0, s1, s2, grad, work, norms)
+        with threadpool_limits(1), numba_threads(threads) as used:
+            assert used == threads
+            loss, t = bp.run_epoch(X, Y, perm, batch, theta, layout, state, dropout, alpha,
+                                   BN_EPS, 0.1, 77, code, lr, 0.9, opt_name == "sgd-nesterov",
+                                   0.9, 0.999, 1e-8, max_norm, t0, s1, s2, grad, work, norms,
+                                   n_blocks, threads)
         ref_loss, ref_norms, ref_t = ref.run_epoch(X, Y, perm, batch, net, dropout, alpha,
                                                    BN_EPS, 0.1, 77, ref_opt, max_norm, t0)
         results.append((loss, norms.copy(), t, ref_loss, ref_norms, ref_t))
@@ -414,9 +420,15 @@ def _run_both(case, dtype, rng):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", EPOCH_CASES)
-def test_run_epoch_matches_reference(case, dtype):
+@pytest.mark.parametrize("blocks", [(1, 1), (3, 1), (3, 2)], ids=["whole", "blocks", "2threads"])
+def test_run_epoch_matches_reference(case, dtype, blocks):
+    """Whole layers; layers in 3 blocks serially; the same blocks on 2 Numba threads (the
+    parallel build). Layers of 36-48 units give 3 blocks of at most 16 units each."""
     rng = np.random.default_rng(10)
-    theta, state, ref_theta, ref_state, results = _run_both(case, dtype, rng)
+    n_blocks, threads = blocks
+    sizes = (6, 8, 5, 3) if n_blocks == 1 else (40, 48, 36, 3)
+    theta, state, ref_theta, ref_state, results = _run_both(case, dtype, rng, sizes, n_blocks,
+                                                            threads)
     rtol = {np.float32: 2e-4, np.float64: 1e-10}[dtype]
     for loss, norms, t, ref_loss, ref_norms, ref_t in results:
         assert t == ref_t
@@ -426,6 +438,27 @@ def test_run_epoch_matches_reference(case, dtype):
     assert_allclose(theta, ref_theta, rtol=rtol, atol=rtol * np.abs(ref_theta).max())
     assert_allclose(state, ref_state, rtol=rtol, atol=rtol)
     assert not np.array_equal(results[0][0], results[1][0])  # training happened
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", EPOCH_CASES)
+def test_blocked_epoch_thread_independent_and_fused_step_exact(case, dtype):
+    """Blocked epochs: 1 or 2 Numba threads give bitwise-same models, and the optimizer step
+    fused into the backward pass (no clipping) is bitwise the separate step (clipping on,
+    threshold never reached)."""
+    case_fused = case[:-1] + (0.0,)
+    case_separate = case[:-1] + (1e30,)
+    runs = {}
+    for name, c, threads in [("fused1", case_fused, 1), ("fused2", case_fused, 2),
+                             ("separate2", case_separate, 2)]:
+        rng = np.random.default_rng(13)
+        runs[name] = _run_both(c, dtype, rng, (40, 48, 36, 3), 3, threads)
+    for other in ("fused2", "separate2"):
+        for a, b in zip(runs["fused1"][:2], runs[other][:2]):
+            assert_array_equal(a, b)
+        for ra, rb in zip(runs["fused1"][4], runs[other][4]):
+            assert ra[0] == rb[0] and ra[2] == rb[2]
+            assert_array_equal(ra[1], rb[1])
 
 
 def test_run_epoch_deterministic_and_blas_thread_independent():

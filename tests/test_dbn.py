@@ -1,5 +1,6 @@
 """DBN, DBNClassifier, DBNRegressor: scikit-learn compatibility, quality floors, the
 pretraining effect on a deep logistic net, reproducibility and robustness."""
+import os
 import pickle
 import subprocess
 import sys
@@ -281,11 +282,16 @@ def test_warm_start_continues(digits):
                   batch_size=128, max_iter=2, dropout=0.1, random_state=7),
     DBNRegressor(hidden_layer_sizes=(128,), pretrain=False, batch_size=128, max_iter=2,
                  batch_norm=True, solver="adam", random_state=7),
+    # 128 x 256 x 256 multiply-adds per batch GEMM: the blocked engine (Numba threads)
+    DBNClassifier(hidden_layer_sizes=(256, 256), pretrain=False, batch_size=128, max_iter=2,
+                  batch_norm=[True, False], dropout=0.1, solver="adam", random_state=7),
 ])
 def test_same_seed_same_model_for_any_thread_count(digits, estimator):
     # mini-batches of 128 rows: large enough for OpenBLAS to split the GEMMs over 2 threads
     X, y = digits[0][:768], digits[1][:768]
     models = [quiet(clone(estimator).set_params(n_jobs=n), X, y) for n in (1, 2, 1)]
+    if estimator.hidden_layer_sizes == (256, 256) and os.cpu_count() > 1:
+        assert models[0]._blocks(128) > 1  # the blocked engine ran
     for m in models[1:]:
         for a, b in zip(m.coefs_ + m.intercepts_, models[0].coefs_ + models[0].intercepts_):
             np.testing.assert_array_equal(a, b)

@@ -46,7 +46,8 @@ Usage (what an estimator does; Python floats / ints for the scalars)::
     for epoch in range(max_iter):
         loss, t = run_epoch(X, Y_onehot, rng.permutation(n), batch_size, theta, layout,
                             bn_state, dropout, alpha, 1e-5, 0.1, seed, OPT_SGD, lr, 0.9, True,
-                            0.9, 0.999, 1e-8, 0.0, t, velocity, theta[:0], grad, work, norms)
+                            0.9, 0.999, 1e-8, 0.0, t, velocity, theta[:0], grad, work, norms,
+                            n_blocks, n_threads)  # defaults 1, 1; see Notes
     proba = np.empty((n, n_classes), np.float32)
     predict(X, theta, layout, bn_state, 1e-5, batch_size, work, proba)
 
@@ -57,9 +58,20 @@ Notes
 * ``exp`` and ``expm1`` (for tanh) are vectorisable Cody-Waite + polynomial implementations
   (within 2 ulp, no fastmath): the libm calls Numba emits do not vectorise, and logistic/tanh
   then dominated small-net epochs (libm tanhf: 17 ns per element).
-* No ``parallel=True`` anywhere: serial elementwise loops between multi-threaded BLAS GEMMs
-  avoid thread oversubscription. GEMMs go to scipy's BLAS through ``np.dot(a, b, out)``;
-  limit its threads with ``threadpoolctl.threadpool_limits`` around the calls.
+* Threads. Training cuts every layer into ``n_blocks`` blocks (columns of the layer's units
+  forward, rows of W backward); each block is one single-threaded BLAS call followed by its
+  elementwise work while the block is in cache (bias, batch norm, activation, dropout; the
+  activation derivative; the gradient norm and, without clipping, the optimizer step).
+  With ``n_threads > 1`` a parallel build (``parallel=True``, explicit prange only) runs the
+  blocks on Numba's threads; the caller keeps BLAS at one thread. Why: Numba-parallel
+  elementwise loops between multi-threaded OpenBLAS GEMMs oversubscribed the 2 cores (a
+  GEMM + parallel optimizer step per batch, 5x slower than serial), while serial loops left
+  a core idle for ~0.8 s of a 784-500-500-2000-10 epoch; two single-threaded GEMMs on half
+  blocks each ran as fast as OpenBLAS's own two-thread split (0.33 vs 0.35 ms for
+  100x784 @ 784x500). ``n_blocks`` fixes the partition, so a model depends on it (BLAS and
+  norm rounding) but never on ``n_threads``.
+* GEMMs go to scipy's BLAS through Numba's own hook (``numba_xxgemm``, what ``np.dot``
+  calls) with explicit leading dimensions, so a block is a view, not a copy.
 * Pass Python floats for float hyperparameters and Python ints for counts: Numba compiles one
   specialisation per argument type. Compiled code is cached on disk (``cache=True``); the
   first call per dtype compiles for a few seconds.
