@@ -718,18 +718,19 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
         # leaves the threading to BLAS.
         n_blocks, threads = self._blocks(rows), self._threads(rows)
         with progress, blas_threads(1 if n_blocks > 1 else threads), \
-                numba_threads(threads if n_blocks > 1 else 1) as engine_threads_used:
+                numba_threads(threads if n_blocks > 1 else 1) as used:
+            run_epoch = _bp.run_epoch_parallel if used > 1 else _bp.run_epoch
             for _ in range(n_epochs):
                 perm = rng.permutation(X.shape[0]) if self.shuffle else np.arange(X.shape[0])
                 backup = self._snapshot()
                 try:
-                    loss, steps = _bp.run_epoch(
+                    loss, steps = run_epoch(
                         X, Y, perm, rows, theta, layout, self._bn_state, dropout,
                         float(self.alpha), _BN_EPS, _BN_MOMENTUM, self._seed, optimizer,
                         self._current_lr, float(self.momentum), bool(self.nesterovs_momentum),
                         float(self.beta_1), float(self.beta_2), float(self.epsilon), max_norm,
                         self._steps, self._state_1, self._state_2, grad, work, norms,
-                        n_blocks, engine_threads_used)
+                        n_blocks)
                     if not (np.isfinite(loss) and np.isfinite(theta).all()):
                         self._restore(backup)
                         raise FloatingPointError(

@@ -382,7 +382,8 @@ EPOCH_CASES = [
 
 def _run_both(case, dtype, rng, sizes=(6, 8, 5, 3), n_blocks=1, threads=1):
     """Two epochs of run_epoch and of the oracle; with n_blocks > 1 the engine's blocked
-    passes run, on `threads` Numba threads (BLAS at one thread, as the estimators set it)."""
+    passes run; with threads > 1, run_epoch_parallel on that many Numba threads (BLAS at one
+    thread, as the estimators set it)."""
     activation, output, batch_norm, p, alpha, opt_name, max_norm = case
     layout, theta, state = make_net(list(sizes), activation, output, batch_norm, dtype, rng,
                                     0.4 if sizes[0] < 16 else 0.15)
@@ -408,10 +409,10 @@ def _run_both(case, dtype, rng, sizes=(6, 8, 5, 3), n_blocks=1, threads=1):
         t0 = 5 * epoch
         with threadpool_limits(1), numba_threads(threads) as used:
             assert used == threads
-            loss, t = bp.run_epoch(X, Y, perm, batch, theta, layout, state, dropout, alpha,
-                                   BN_EPS, 0.1, 77, code, lr, 0.9, opt_name == "sgd-nesterov",
-                                   0.9, 0.999, 1e-8, max_norm, t0, s1, s2, grad, work, norms,
-                                   n_blocks, threads)
+            run = bp.run_epoch_parallel if threads > 1 else bp.run_epoch
+            loss, t = run(X, Y, perm, batch, theta, layout, state, dropout, alpha, BN_EPS, 0.1,
+                          77, code, lr, 0.9, opt_name == "sgd-nesterov", 0.9, 0.999, 1e-8,
+                          max_norm, t0, s1, s2, grad, work, norms, n_blocks)
         ref_loss, ref_norms, ref_t = ref.run_epoch(X, Y, perm, batch, net, dropout, alpha,
                                                    BN_EPS, 0.1, 77, ref_opt, max_norm, t0)
         results.append((loss, norms.copy(), t, ref_loss, ref_norms, ref_t))

@@ -47,7 +47,7 @@ Usage (what an estimator does; Python floats / ints for the scalars)::
         loss, t = run_epoch(X, Y_onehot, rng.permutation(n), batch_size, theta, layout,
                             bn_state, dropout, alpha, 1e-5, 0.1, seed, OPT_SGD, lr, 0.9, True,
                             0.9, 0.999, 1e-8, 0.0, t, velocity, theta[:0], grad, work, norms,
-                            n_blocks, n_threads)  # defaults 1, 1; see Notes
+                            n_blocks)  # default 1; run_epoch_parallel: see Notes
     proba = np.empty((n, n_classes), np.float32)
     predict(X, theta, layout, bn_state, 1e-5, batch_size, work, proba)
 
@@ -62,27 +62,28 @@ Notes
   forward, rows of W backward); each block is one single-threaded BLAS call followed by its
   elementwise work while the block is in cache (bias, batch norm, activation, dropout; the
   activation derivative; the gradient norm and, without clipping, the optimizer step).
-  With ``n_threads > 1`` a parallel build (``parallel=True``, explicit prange only) runs the
-  blocks on Numba's threads; the caller keeps BLAS at one thread. Why: Numba-parallel
+  :func:`run_epoch_parallel`, a second build of the same sources (``parallel=True``,
+  explicit prange only), runs the blocks on Numba's threads; the caller keeps BLAS at one
+  thread. Each build compiles on its first call only. Why: Numba-parallel
   elementwise loops between multi-threaded OpenBLAS GEMMs oversubscribed the 2 cores (a
   GEMM + parallel optimizer step per batch, 5x slower than serial), while serial loops left
   a core idle for ~0.8 s of a 784-500-500-2000-10 epoch; two single-threaded GEMMs on half
   blocks each ran as fast as OpenBLAS's own two-thread split (0.33 vs 0.35 ms for
   100x784 @ 784x500). ``n_blocks`` fixes the partition, so a model depends on it (BLAS and
-  norm rounding) but never on ``n_threads``.
+  norm rounding) but never on the build or the number of threads.
 * GEMMs go to scipy's BLAS through Numba's own hook (``numba_xxgemm``, what ``np.dot``
   calls) with explicit leading dimensions, so a block is a view, not a copy.
 * Pass Python floats for float hyperparameters and Python ints for counts: Numba compiles one
-  specialisation per argument type. Compiled code is cached on disk (``cache=True``); the
-  first call per dtype compiles for about 30 s (both builds of the blocked passes).
+  specialisation per argument type. Compiled code is cached on disk (``cache=True``); each
+  build compiles on its first call per dtype (about 12 s for the serial one).
 * No sample weights (scikit-learn's MLP accepts them since 1.7) and no ``Literal`` constants
   passed between kernels (each would compile an extra specialisation).
 """
 from types import FunctionType
 
 import numpy as np
-# Numba's np.dot calls scipy's BLAS; load it now so that threadpoolctl limits set by a caller
-# apply to it (threadpoolctl only sees libraries that are already loaded).
+# The GEMMs (Numba's numba_xxgemm hook, see _gemm) call scipy's BLAS; load it now so that
+# threadpoolctl limits set by a caller apply to it (threadpoolctl only sees loaded libraries).
 import scipy.linalg.cython_blas  # noqa: F401
 from llvmlite import ir
 from numba import njit, prange, types
@@ -97,7 +98,7 @@ __all__ = [
     "dropout_mask", "apply_mask", "output_loss",
     "activation_backward", "batchnorm_backward", "dense_backward",
     "forward_train", "predict", "loss_grad",
-    "sgd_step", "adam_step", "clip_by_global_norm", "run_epoch",
+    "sgd_step", "adam_step", "clip_by_global_norm", "run_epoch", "run_epoch_parallel",
 ]
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
@@ -391,10 +392,12 @@ def _gemm(transa, transb, m, n, k, A, lda, B, ldb, C, ldc):
 
 
 @register_jitable
-def _block_width(dim, n_blocks):
-    """Width of the blocks that cut ``dim`` units into at most ``n_blocks`` blocks (none
-    narrower than 16 units): the engine's rule, so results depend on n_blocks only."""
-    return max((dim + n_blocks - 1) // n_blocks, 16)
+def _blocks(dim, n_blocks):
+    """``(width, count)`` of the blocks that cut ``dim`` units into at most ``n_blocks``
+    (none narrower than 16 units): the Gibbs engine's rule (``_sampling._block_size``), so
+    results depend on n_blocks only."""
+    width = max((dim + n_blocks - 1) // n_blocks, 16)
+    return width, (dim + width - 1) // width
 
 
 # ----------------------------------------------------------------------------------------
@@ -488,13 +491,14 @@ def dense_forward(A_prev, W, b, activation, Z):
     Parameters
     ----------
     A_prev : ndarray of shape (n_rows, n_in), C-contiguous
-    W : ndarray of shape (n_in, n_out)
+    W : ndarray of shape (n_in, n_out), C-contiguous
     b : ndarray of shape (n_out,), or size 0 for no bias
     activation : int
         One of the ``ACT_*`` codes (softmax acts row-wise).
     Z : ndarray of shape (n_rows, n_out), C-contiguous, written.
     """
-    np.dot(A_prev, W, Z)
+    n, n_in = A_prev.shape
+    _gemm(_N, _N, n, Z.shape[1], n_in, A_prev, n_in, W, Z.shape[1], Z, Z.shape[1])
     bias_activation(Z, b, activation)
 
 
@@ -846,8 +850,8 @@ def _forward_layer_blocks(A_prev, W, b, H, activation, gamma, beta, bn_eps, bn_m
     so the parallel build runs whole blocks on separate threads (BLAS single-threaded)."""
     n, n_in = A_prev.shape
     n_out = W.shape[1]
-    size = _block_width(n_out, n_blocks)
-    for blk in prange((n_out + size - 1) // size):
+    size, count = _blocks(n_out, n_blocks)
+    for blk in prange(count):
         j0 = blk * size
         j1 = min(n_out, j0 + size)
         _gemm(_N, _N, n, j1 - j0, n_in, A_prev, n_in, W[:, j0:], n_out, H[:, j0:], n_out)
@@ -875,8 +879,8 @@ def _backward_layer_blocks(A_prev, D, W, alpha, grad_W, sums, D_prev, H_below, a
     Blocks touch disjoint rows of W and columns of D_prev, so they run in parallel."""
     n_in = A_prev.shape[1]
     n_out = D.shape[1]
-    size = _block_width(n_in, n_blocks)
-    for blk in prange((n_in + size - 1) // size):
+    size, count = _blocks(n_in, n_blocks)
+    for blk in prange(count):
         i0 = blk * size
         i1 = min(n_in, i0 + size)
         if D_prev.size > 0:
@@ -887,10 +891,9 @@ def _backward_layer_blocks(A_prev, D, W, alpha, grad_W, sums, D_prev, H_below, a
                                          grad_gamma_below, grad_beta_below, i0, i1)
         _weight_grad_rows(A_prev, D, W, alpha, grad_W, i0, i1, sums[blk, 0], sums[blk, 1])
         if fuse:
-            lo, hi = w_off + i0 * n_out, w_off + i1 * n_out
-            _optimizer_step(theta[lo:hi], grad[lo:hi], state_1[lo:hi],
-                            state_2[lo:hi] if state_2.size > 0 else state_2, optimizer,
-                            learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, t)
+            _optimizer_step(theta, grad, state_1, state_2, w_off + i0 * n_out,
+                            w_off + i1 * n_out, optimizer, learning_rate, momentum, nesterov,
+                            beta_1, beta_2, epsilon, t)
 
 
 def _optimizer_blocks(theta, grad, state_1, state_2, optimizer, learning_rate, momentum,
@@ -899,33 +902,16 @@ def _optimizer_blocks(theta, grad, state_1, state_2, optimizer, learning_rate, m
     size = max((theta.size + n_blocks - 1) // n_blocks, 1)
     for blk in prange((theta.size + size - 1) // size):
         lo = blk * size
-        hi = min(theta.size, lo + size)
-        _optimizer_step(theta[lo:hi], grad[lo:hi], state_1[lo:hi],
-                        state_2[lo:hi] if state_2.size > 0 else state_2, optimizer,
-                        learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, t)
+        _optimizer_step(theta, grad, state_1, state_2, lo, min(theta.size, lo + size),
+                        optimizer, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon,
+                        t)
 
 
-# Serial and parallel builds of the blocked passes: one source each, prange is range in the
-# serial build. The parallel build parallelises only the explicit prange (no array
-# expressions), whose blocks call BLAS single-threaded: BLAS's own thread pool beside
-# Numba's OpenMP threads would oversubscribe the cores (measured: 5x slower).
-_PARALLEL = dict(_JIT, parallel={"prange": True, "comprehension": False, "setitem": False,
-                                 "reduction": False, "numpy": False, "stencil": False,
-                                 "fusion": False, "inplace_binop": False})
-def _serial_and_parallel(fn):
-    """Both builds of one blocked pass. The parallel one compiles a copy of the function
-    under another qualified name: Numba's on-disk cache keys on the name and the argument
-    types, not on the flags, so the two builds would otherwise load each other's code."""
-    twin = FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_parallel",
-                        fn.__defaults__, fn.__closure__)
-    twin.__qualname__ = fn.__qualname__ + "_parallel"
-    twin.__doc__ = fn.__doc__
-    return njit(**_JIT)(fn), njit(**_PARALLEL)(twin)
-
-
-_forward_layer_ser, _forward_layer_par = _serial_and_parallel(_forward_layer_blocks)
-_backward_layer_ser, _backward_layer_par = _serial_and_parallel(_backward_layer_blocks)
-_optimizer_ser, _optimizer_par = _serial_and_parallel(_optimizer_blocks)
+# The serial build of the blocked passes (prange is range). The parallel build is assembled
+# at the end of the module from the same sources (see run_epoch_parallel).
+_forward_layer = njit(**_JIT)(_forward_layer_blocks)
+_backward_layer = njit(**_JIT)(_backward_layer_blocks)
+_optimizer_pass = njit(**_JIT)(_optimizer_blocks)
 
 
 @njit(**_JIT)
@@ -950,15 +936,16 @@ def forward_train(X, theta, layout, bn_state, dropout, bn_eps, bn_momentum, seed
     -------
     Z_out : ndarray of shape (n_rows, n_outputs), a view into ``work``
     """
+    # np.int64 / np.bool_: a bare constant would be a Literal type, and _forward (and
+    # everything below it) would compile a second time for it
     return _forward(X, theta, layout, bn_state, dropout, bn_eps, bn_momentum, seed, step, work,
-                    1, False)
+                    np.int64(1))
 
 
 @njit(**_JIT)
 def _forward(X, theta, layout, bn_state, dropout, bn_eps, bn_momentum, seed, step, work,
-             n_blocks, parallel):
-    """:func:`forward_train` with each layer in n_blocks column blocks (parallel build of
-    the layer pass when `parallel`)."""
+             n_blocks):
+    """:func:`forward_train` with each layer in n_blocks column blocks."""
     offs = _work_offsets(layout, dropout, X.shape[0])[0]
     L = layout.shape[0]
     n = X.shape[0]
@@ -986,14 +973,9 @@ def _forward(X, theta, layout, bn_state, dropout, bn_eps, bn_momentum, seed, ste
         p = dropout[l] if mo >= 0 else 0.0
         M = work[mo:mo + n * n_out].reshape((n, n_out)) if mo >= 0 else none2
         A = work[a:a + n * n_out].reshape((n, n_out))  # H itself without dropout
-        if parallel:
-            _forward_layer_par(A_prev, W, theta[b:b + n_out], H, act, gamma, beta, bn_eps,
-                               bn_momentum, run_mean, run_var, mean, inv_std, xhat, p, seed,
-                               step * L + l, M, A, n_blocks)
-        else:
-            _forward_layer_ser(A_prev, W, theta[b:b + n_out], H, act, gamma, beta, bn_eps,
-                               bn_momentum, run_mean, run_var, mean, inv_std, xhat, p, seed,
-                               step * L + l, M, A, n_blocks)
+        _forward_layer(A_prev, W, theta[b:b + n_out], H, act, gamma, beta, bn_eps, bn_momentum,
+                       run_mean, run_var, mean, inv_std, xhat, p, seed, step * L + l, M, A,
+                       n_blocks)
         A_prev = A
     return A_prev
 
@@ -1002,7 +984,8 @@ def _forward(X, theta, layout, bn_state, dropout, bn_eps, bn_momentum, seed, ste
 def predict(X, theta, layout, bn_state, bn_eps, batch_size, work, out):
     """Inference-mode network output, `batch_size` rows at a time.
 
-    Batch norm uses the running statistics; no dropout. ``work`` must hold
+    ``X`` is C-contiguous (the GEMMs read its rows in place). Batch norm uses the running
+    statistics; no dropout. ``work`` must hold
     ``workspace_size(layout, None, batch_size)`` elements; ``out`` of shape
     (n_rows, n_outputs) receives probabilities (softmax / logistic) or values (identity).
     """
@@ -1021,7 +1004,7 @@ def predict(X, theta, layout, bn_state, bn_eps, batch_size, work, out):
             g = layout[l, G_OFF]
             if g >= 0:
                 be, s = layout[l, BETA_OFF], layout[l, STAT_OFF]
-                np.dot(A_prev, W, H)
+                _gemm(_N, _N, nb, n_out, n_in, A_prev, n_in, W, n_out, H, n_out)
                 batchnorm_inference(H, theta[g:g + n_out], theta[be:be + n_out], bn_eps,
                                     bn_state[s:s + n_out], bn_state[s + n_out:s + 2 * n_out])
                 bias_activation(H, theta[:0], layout[l, ACT])
@@ -1059,23 +1042,23 @@ def loss_grad(X, Y, theta, layout, bn_state, dropout, alpha, bn_eps, bn_momentum
         Mean data loss over the rows plus the L2 term.
     """
     return _backprop(X, Y, theta, layout, bn_state, dropout, alpha, bn_eps, bn_momentum, seed,
-                     step, grad, layer_norms, work, 1, False, False, grad[:0], grad[:0],
-                     OPT_SGD, 0.0, 0.0, False, 0.0, 0.0, 0.0, 0)
+                     step, grad, layer_norms, work, np.int64(1), np.bool_(False), grad[:0],
+                     grad[:0], np.int64(OPT_SGD), 0.0, 0.0, np.bool_(False), 0.0, 0.0, 0.0,
+                     np.int64(0))  # non-literal constants: see forward_train
 
 
 @njit(**_JIT)
 def _backprop(X, Y, theta, layout, bn_state, dropout, alpha, bn_eps, bn_momentum, seed, step,
-              grad, layer_norms, work, n_blocks, parallel, fuse, state_1, state_2, optimizer,
+              grad, layer_norms, work, n_blocks, fuse, state_1, state_2, optimizer,
               learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, t):
-    """:func:`loss_grad` in n_blocks blocks per layer (the parallel build when `parallel`);
-    with `fuse`, also the optimizer step (see :func:`run_epoch`), each layer's as soon as its
+    """:func:`loss_grad` in n_blocks blocks per layer; with `fuse`, also the optimizer step (see :func:`run_epoch`), each layer's as soon as its
     gradient is complete: its weights block by block in the backward pass, then its biases
     and batch-norm parameters. The deltas below a layer use its weights before the step."""
     offs, d0, d1, _, _, _ = _work_offsets(layout, dropout, X.shape[0])
     L = layout.shape[0]
     n = X.shape[0]
     Z = _forward(X, theta, layout, bn_state, dropout, bn_eps, bn_momentum, seed, step, work,
-                 n_blocks, parallel)
+                 n_blocks)
     n_out = layout[L - 1, N_OUT]
     D = work[d0:d0 + n * n_out].reshape((n, n_out))
     loss = output_loss(Z, Y, layout[L - 1, ACT], D)
@@ -1115,20 +1098,12 @@ def _backprop(X, Y, theta, layout, bn_state, dropout, alpha, bn_eps, bn_momentum
             _colsum(D, grad[b:b + n_out])
         W = theta[w:w + n_in * n_out].reshape((n_in, n_out))
         grad_W = grad[w:w + n_in * n_out].reshape((n_in, n_out))
-        n_row_blocks = (n_in + _block_width(n_in, n_blocks) - 1) // _block_width(n_in, n_blocks)
+        n_row_blocks = _blocks(n_in, n_blocks)[1]
         sums = np.zeros((n_row_blocks, 2, n_out))
-        if parallel:
-            _backward_layer_par(A_prev, D, W, alpha, grad_W, sums, D_prev, H_below, act_below,
-                                M_below, xhat_below, inv_std_below, gamma_below, ggamma_below,
-                                gbeta_below, n_blocks, fuse, theta, grad, state_1, state_2, w,
-                                optimizer, learning_rate, momentum, nesterov, beta_1, beta_2,
-                                epsilon, t)
-        else:
-            _backward_layer_ser(A_prev, D, W, alpha, grad_W, sums, D_prev, H_below, act_below,
-                                M_below, xhat_below, inv_std_below, gamma_below, ggamma_below,
-                                gbeta_below, n_blocks, fuse, theta, grad, state_1, state_2, w,
-                                optimizer, learning_rate, momentum, nesterov, beta_1, beta_2,
-                                epsilon, t)
+        _backward_layer(A_prev, D, W, alpha, grad_W, sums, D_prev, H_below, act_below, M_below,
+                        xhat_below, inv_std_below, gamma_below, ggamma_below, gbeta_below,
+                        n_blocks, fuse, theta, grad, state_1, state_2, w, optimizer,
+                        learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, t)
         sq = 0.0
         for blk in range(n_row_blocks):  # fixed order: the same sums for any thread count
             for j in range(n_out):
@@ -1137,9 +1112,8 @@ def _backprop(X, Y, theta, layout, bn_state, dropout, alpha, bn_eps, bn_momentum
         layer_norms[l] = np.sqrt(sq)
         if fuse:  # the layer's biases (and batch-norm gamma, beta) are final now
             end = layout[l + 1, W_OFF] if l + 1 < L else theta.size
-            _optimizer_step(theta[b:end], grad[b:end], state_1[b:end],
-                            state_2[b:end] if state_2.size > 0 else state_2, optimizer,
-                            learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, t)
+            _optimizer_step(theta, grad, state_1, state_2, b, end, optimizer, learning_rate,
+                            momentum, nesterov, beta_1, beta_2, epsilon, t)
         spare = d0 if spare == d1 else d1
         D = D_prev
     return loss + 0.5 * alpha * sumsq_w / n
@@ -1188,14 +1162,15 @@ def adam_step(theta, grad, m, v, learning_rate, beta_1, beta_2, epsilon, t):
 
 
 @register_jitable
-def _optimizer_step(theta, grad, state_1, state_2, optimizer, learning_rate, momentum,
-                    nesterov, beta_1, beta_2, epsilon, t):
+def _optimizer_step(theta, grad, state_1, state_2, lo, hi, optimizer, learning_rate,
+                    momentum, nesterov, beta_1, beta_2, epsilon, t):
     """:func:`adam_step` (state_1, state_2 = moments) or :func:`sgd_step` (state_1 =
-    velocity) on one slice of the parameters."""
+    velocity; state_2 unused, may be empty) on the parameters lo:hi."""
     if optimizer == OPT_ADAM:
-        adam_step(theta, grad, state_1, state_2, learning_rate, beta_1, beta_2, epsilon, t)
+        adam_step(theta[lo:hi], grad[lo:hi], state_1[lo:hi], state_2[lo:hi], learning_rate,
+                  beta_1, beta_2, epsilon, t)
     else:
-        sgd_step(theta, grad, state_1, learning_rate, momentum, nesterov)
+        sgd_step(theta[lo:hi], grad[lo:hi], state_1[lo:hi], learning_rate, momentum, nesterov)
 
 
 @njit(**_JIT)
@@ -1230,8 +1205,7 @@ def clip_by_global_norm(grad, max_norm):
 @njit(**_JIT)
 def run_epoch(X, Y, perm, batch_size, theta, layout, bn_state, dropout, alpha, bn_eps,
               bn_momentum, seed, optimizer, learning_rate, momentum, nesterov, beta_1, beta_2,
-              epsilon, max_norm, t, state_1, state_2, grad, work, layer_norms, n_blocks=1,
-              n_threads=1):
+              epsilon, max_norm, t, state_1, state_2, grad, work, layer_norms, n_blocks=1):
     """One epoch of mini-batch training, compiled end to end.
 
     Mini-batch ``k`` holds rows ``perm[k*batch_size : (k+1)*batch_size]`` (the last may be
@@ -1264,10 +1238,8 @@ def run_epoch(X, Y, perm, batch_size, theta, layout, bn_state, dropout, alpha, b
     n_blocks : int
         Blocks per layer (see :func:`_forward_layer_blocks`): each is one single-threaded
         BLAS call plus its elementwise work. The result depends on n_blocks (BLAS rounding,
-        norm summation order), never on n_threads.
-    n_threads : int
-        With more than one, the blocks run on Numba's threads (the caller sets how many with
-        ``numba.set_num_threads`` and keeps BLAS at one thread); else serially.
+        norm summation order), not on which build runs them: :func:`run_epoch_parallel`
+        gives bitwise the same numbers.
 
     Returns
     -------
@@ -1282,7 +1254,6 @@ def run_epoch(X, Y, perm, batch_size, theta, layout, bn_state, dropout, alpha, b
     L = layout.shape[0]
     norms = np.zeros(L)
     layer_norms[:] = 0.0
-    parallel = n_threads > 1
     fuse = max_norm <= 0.0  # clipping needs every gradient before any step
     total = 0.0
     n_batches = 0
@@ -1300,21 +1271,55 @@ def run_epoch(X, Y, perm, batch_size, theta, layout, bn_state, dropout, alpha, b
                 Yb[i, j] = Y[r, j]
         t += 1
         loss = _backprop(Xb, Yb, theta, layout, bn_state, dropout, alpha, bn_eps, bn_momentum,
-                         seed, t, grad, norms, work, n_blocks, parallel, fuse, state_1,
-                         state_2, optimizer, learning_rate, momentum, nesterov, beta_1,
-                         beta_2, epsilon, t)
+                         seed, t, grad, norms, work, n_blocks, fuse, state_1, state_2,
+                         optimizer, learning_rate, momentum, nesterov, beta_1, beta_2,
+                         epsilon, t)
         total += loss * nb
         for l in range(L):
             layer_norms[l] += norms[l]
         n_batches += 1
         if not fuse:
             clip_by_global_norm(grad, max_norm)
-            if parallel:
-                _optimizer_par(theta, grad, state_1, state_2, optimizer, learning_rate,
-                               momentum, nesterov, beta_1, beta_2, epsilon, t, n_blocks)
-            else:
-                _optimizer_ser(theta, grad, state_1, state_2, optimizer, learning_rate,
-                               momentum, nesterov, beta_1, beta_2, epsilon, t, n_blocks)
+            _optimizer_pass(theta, grad, state_1, state_2, optimizer, learning_rate, momentum,
+                            nesterov, beta_1, beta_2, epsilon, t, n_blocks)
     for l in range(L):
         layer_norms[l] /= max(n_batches, 1)
     return total / max(n, 1), t
+
+
+# ----------------------------------------------------------------------------------------
+# The parallel build
+# ----------------------------------------------------------------------------------------
+_PARALLEL = dict(_JIT, parallel={"prange": True, "comprehension": False, "setitem": False,
+                                 "reduction": False, "numpy": False, "stencil": False,
+                                 "fusion": False, "inplace_binop": False})
+
+
+def _rebuilt(dispatcher, flags, doc=None, **calls):
+    """A second build of a jitted function: a copy of its Python function compiled with
+    `flags`, whose globals named in `calls` are other functions (the copy of a driver calls
+    the parallel passes). The copy has its own qualified name, because Numba's on-disk cache
+    keys on the name and the argument types, not on the flags or the globals: the two
+    builds would otherwise load each other's code. Each build compiles only when first
+    called, so a small net never compiles the parallel one."""
+    fn = dispatcher.py_func
+    twin = FunctionType(fn.__code__, dict(fn.__globals__, **calls), fn.__name__ + "_parallel",
+                        fn.__defaults__, fn.__closure__)
+    twin.__qualname__ = fn.__qualname__ + "_parallel"
+    twin.__doc__ = fn.__doc__ if doc is None else doc
+    return njit(**flags)(twin)
+
+
+# The blocked passes with their prange on Numba's threads (only that loop is parallelised:
+# no array expressions). Their blocks call BLAS single-threaded, so the caller holds BLAS at
+# one thread: BLAS's own pool beside Numba's threads oversubscribed the cores 5x.
+_forward_par = _rebuilt(_forward, _JIT,
+                        _forward_layer=_rebuilt(_forward_layer, _PARALLEL))
+_backprop_par = _rebuilt(_backprop, _JIT, _forward=_forward_par,
+                         _backward_layer=_rebuilt(_backward_layer, _PARALLEL))
+run_epoch_parallel = _rebuilt(
+    run_epoch, _JIT, _backprop=_backprop_par,
+    _optimizer_pass=_rebuilt(_optimizer_pass, _PARALLEL),
+    doc=""":func:`run_epoch` with each layer's blocks on Numba's threads (as many as
+    ``numba.set_num_threads`` allows; the caller holds BLAS at one thread): bitwise the same
+    result as run_epoch for the same n_blocks.""")
