@@ -43,10 +43,7 @@ def assert_same_model(a, b):
         assert_same_value(pa[name], pb[name], name)
     assert vars(a).keys() == vars(b).keys()
     for name, value in vars(a).items():
-        if name == "_label_binarizer":
-            assert_same_value(value.classes_, vars(b)[name].classes_, name)
-        else:
-            assert_same_value(value, vars(b)[name], name)
+        assert_same_value(value, vars(b)[name], name)
 
 
 def assert_same_value(x, y, name):

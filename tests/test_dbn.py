@@ -187,6 +187,26 @@ def test_string_labels_and_binary_problems(digits):
     assert clf.score(X[mask], labels) > 0.95
 
 
+@pytest.mark.parametrize("labels", [np.array([3, 1, 2, 1, 3, 7]), np.array([5, 2, 2, 5, 5, 2]),
+                                    np.array(["b", "a", "c", "a", "b", "c"], dtype=object),
+                                    np.array([4.0, -1.0, 4.0, 2.0, -1.0, 2.0])])
+def test_classifier_targets_are_label_binarizer_encoded(labels):
+    """The one-hot targets the engine trains on are LabelBinarizer's over classes_ (one
+    column for two classes), and a later chunk with an unseen class is refused."""
+    from sklearn.preprocessing import LabelBinarizer
+
+    clf = DBNClassifier(hidden_layer_sizes=(4,), pretrain=False)
+    clf.classes_ = np.unique(labels)
+    for y in (labels, labels[::-1], labels[:1]):
+        expected = LabelBinarizer().fit(clf.classes_).transform(y)
+        np.testing.assert_array_equal(clf._one_hot(y), expected)
+        assert clf._one_hot(y).dtype == np.float32
+    unseen = np.concatenate([labels[:2], labels[:1]])
+    unseen[1] = "z" if labels.dtype == object else 99
+    with pytest.raises(ValueError, match="classes not in classes_"):
+        clf._one_hot(unseen)
+
+
 def test_regressor_multi_output():
     rng = np.random.default_rng(1)
     X = rng.random((300, 3))
