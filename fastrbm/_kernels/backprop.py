@@ -664,13 +664,32 @@ def output_loss(Z, Y, activation, D):
     inv_n = one / T(n)
     total = 0.0
     if activation == ACT_SOFTMAX:
+        # On the transpose (classes x rows): the max, exp and sum over a row's few classes
+        # become loops over rows that vectorise (per-row loops over 10 classes cost 2.5 us
+        # per 32-row batch, 1.4 ms of a small-net epoch). The same operations in the same
+        # order as _exp_shifted_row row by row, so the same numbers.
+        E = np.empty((m, n), Z.dtype)
+        mx, s = np.empty(n, Z.dtype), np.zeros(n, Z.dtype)
         for i in range(n):
-            mx, s = _exp_shifted_row(Z[i], D[i])  # D holds exp(z - max) until the last pass
-            lse = mx + np.log(s)
+            for j in range(m):
+                E[j, i] = Z[i, j]
+        mx[:] = E[0]
+        for j in range(1, m):
+            e = E[j]
+            for i in range(n):
+                mx[i] = e[i] if e[i] > mx[i] else mx[i]
+        for j in range(m):
+            e = E[j]
+            for i in range(n):
+                v = _exp_nonpos(e[i] - mx[i])
+                e[i] = v
+                s[i] += v
+        for i in range(n):
+            lse = mx[i] + np.log(s[i])
             row = zero
             for j in range(m):
                 row += Y[i, j] * (lse - Z[i, j])
-                p = D[i, j] / s
+                p = E[j, i] / s[i]
                 Z[i, j] = p
                 D[i, j] = (p - Y[i, j]) * inv_n
             total += row
