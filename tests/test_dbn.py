@@ -205,6 +205,9 @@ def test_classifier_targets_are_label_binarizer_encoded(labels):
     unseen[1] = "z" if labels.dtype == object else 99
     with pytest.raises(ValueError, match="classes not in classes_"):
         clf._one_hot(unseen)
+    mixed = np.array([labels[0], "z", 99], dtype=object)  # incomparable labels
+    with pytest.raises(ValueError, match="classes not in classes_"):
+        clf._one_hot(mixed)
 
 
 def test_regressor_multi_output():
