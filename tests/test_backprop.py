@@ -377,6 +377,7 @@ EPOCH_CASES = [
     ("logistic", "softmax", False, 0.0, 1e-3, "sgd-nesterov", 0.0),
     ("relu", "identity", True, 0.2, 0.0, "adam", 0.5),
     ("tanh", "logistic", False, 0.0, 1e-2, "sgd", 0.0),
+    ("relu", "softmax", False, 0.1, 1e-3, "adam", 0.0),  # L2 + Adam in the fused step
 ]
 
 
