@@ -824,20 +824,13 @@ def _delta_rows(D, W, D_prev, i0, i1):
 
 
 @register_jitable
-def _weight_grad_gemm(A_prev, D, grad_W, i0, i1):
-    """Rows i0:i1 of ``grad_W = A_prev.T @ D``."""
-    n, n_out = D.shape
-    _gemm(_T, _N, i1 - i0, n_out, n, A_prev[:, i0:], A_prev.shape[1], D, n_out, grad_W[i0:],
-          n_out)
-
-
-@register_jitable
 def _weight_grad_rows(A_prev, D, W, alpha, grad_W, i0, i1, acc_g, acc_w):
     """Rows i0:i1 of ``grad_W = A_prev.T @ D + (alpha / n) * W``; adds their per-column
     sums of ``grad_W**2`` to acc_g and, when alpha != 0, of ``W**2`` to acc_w (float64)."""
     T = D.dtype.type
     n, n_out = D.shape
-    _weight_grad_gemm(A_prev, D, grad_W, i0, i1)
+    _gemm(_T, _N, i1 - i0, n_out, n, A_prev[:, i0:], A_prev.shape[1], D, n_out, grad_W[i0:],
+          n_out)
     # per-column accumulators: the reductions vectorise without reassociation (no fastmath)
     if alpha != 0.0:
         a = T(alpha / n)
@@ -937,18 +930,14 @@ def _backward_layer_blocks(A_prev, D, W, alpha, grad_W, sums, D_prev, H_below, a
             if gamma_below.size > 0:
                 _batchnorm_backward_cols(D_prev, xhat_below, inv_std_below, gamma_below,
                                          grad_gamma_below, grad_beta_below, i0, i1)
+        # The step reads the block's gradient a second time rather than in the norm's loop:
+        # with the float64 norm sums in it, LLVM vectorised the whole fused loop four lanes
+        # wide (0.38 ns per weight against 0.12 + 0.18 for the two loops).
+        _weight_grad_rows(A_prev, D, W, alpha, grad_W, i0, i1, sums[blk, 0], sums[blk, 1])
         if fuse:
-            lo, hi = w_off + i0 * n_out, w_off + i1 * n_out
-            s1 = state_1[lo:hi].reshape((i1 - i0, n_out))
-            s2 = state_2[lo:hi].reshape((i1 - i0, n_out)) if state_2.size > 0 \
-                else state_1[:0].reshape((0, n_out))
-            _weight_grad_gemm(A_prev, D, grad_W, i0, i1)
-            _finish_and_step_rows(W[i0:i1], grad_W[i0:i1], s1, s2, alpha / D.shape[0],
-                                  sums[blk, 0], sums[blk, 1], optimizer, learning_rate,
-                                  momentum, nesterov, beta_1, beta_2, epsilon, t)
-        else:
-            _weight_grad_rows(A_prev, D, W, alpha, grad_W, i0, i1, sums[blk, 0],
-                              sums[blk, 1])
+            _optimizer_step(theta, grad, state_1, state_2, w_off + i0 * n_out,
+                            w_off + i1 * n_out, optimizer, learning_rate, momentum, nesterov,
+                            beta_1, beta_2, epsilon, t)
 
 
 def _optimizer_blocks(theta, grad, state_1, state_2, optimizer, learning_rate, momentum,
@@ -1223,36 +1212,6 @@ def adam_step(theta, grad, m, v, learning_rate, beta_1, beta_2, epsilon, t):
     for k in range(theta.size):
         theta[k], m[k], v[k] = _adam_update(theta[k], grad[k], m[k], v[k], b1, c1, b2, c2,
                                             neg_lr, eps)
-
-
-@register_jitable
-def _finish_and_step_rows(W, grad_W, state_1, state_2, alpha_n, acc_g, acc_w, optimizer,
-                          learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, t):
-    """The fused end of a block of weight rows, in one pass: the L2 term
-    (``grad += alpha_n * W``, alpha_n != 0), the per-column sums of grad**2 (and W**2) into
-    acc_g (acc_w) for the gradient norms, then the optimizer step on W with its state rows
-    (2-D views like W; state_2 unused by SGD). The same numbers as :func:`_weight_grad_rows`'
-    epilogue followed by :func:`_optimizer_step`; one read of the gradient fewer."""
-    T = W.dtype.type
-    a = T(alpha_n)
-    l2 = alpha_n != 0.0
-    lr, mu = T(learning_rate), T(momentum)
-    b1, c1, b2, c2, neg_lr, eps = _adam_constants(W, learning_rate, beta_1, beta_2, epsilon,
-                                                  max(t, 1))
-    for i in range(W.shape[0]):
-        for j in range(W.shape[1]):
-            w = W[i, j]
-            g = grad_W[i, j]
-            if l2:
-                g = g + a * w
-                grad_W[i, j] = g
-                acc_w[j] += np.float64(w) * np.float64(w)
-            acc_g[j] += np.float64(g) * np.float64(g)
-            if optimizer == OPT_ADAM:
-                W[i, j], state_1[i, j], state_2[i, j] = _adam_update(
-                    w, g, state_1[i, j], state_2[i, j], b1, c1, b2, c2, neg_lr, eps)
-            else:
-                W[i, j], state_1[i, j] = _sgd_update(w, g, state_1[i, j], lr, mu, nesterov)
 
 
 @register_jitable
