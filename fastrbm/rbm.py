@@ -224,16 +224,25 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
                         RuntimeWarning, stacklevel=3,
                     )
                     break
-                if not all(np.isfinite(getattr(self, name)).all() for name in self._PARAMS):
+                # Diverged: non-finite weights, or finite ones too large to carry the data
+                # through a Gibbs step (seen with unbounded nrelu units on unscaled data:
+                # weights of 1e32, then inf reconstructions); the history rows are the probe.
+                finite = all(np.isfinite(getattr(self, name)).all() for name in self._PARAMS)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    error = self._reconstruction_error(X_history) if finite else np.nan
+                    finite = np.isfinite(error) and np.isfinite(
+                        self._hidden_probs(self._visible_probs(self._hidden_probs(
+                            X_history)))).all()
+                if not finite:
                     self._restore_training_state(backup)
                     raise FloatingPointError(
                         f"{type(self).__name__} diverged in epoch {self.n_iter_ + 1}: the "
-                        "weights became non-finite (restored to the previous epoch). Lower "
-                        "learning_rate or add weight_decay."
+                        "weights became non-finite or too large for a finite Gibbs step "
+                        "(restored to the previous epoch). Lower learning_rate, add "
+                        "weight_decay or scale the data."
                     )
                 self.n_iter_ += 1
-                self.history_["reconstruction_error"].append(
-                    float(self._reconstruction_error(X_history)))
+                self.history_["reconstruction_error"].append(float(error))
                 self.history_["time"].append(time.perf_counter() - start)
                 progress.update(self.n_iter_,
                                 reconstruction_error=self.history_["reconstruction_error"][-1],

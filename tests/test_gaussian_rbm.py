@@ -240,6 +240,20 @@ def test_fit_diverging_from_the_start_raises():
         GaussianBernoulliRBM(n_components=4, learning_rate=1e30, random_state=0).fit(X)
 
 
+def test_finite_but_exploding_weights_count_as_divergence():
+    """Unbounded nrelu units on unscaled data: the weights reach 1e32 while still finite,
+    and a reconstruction overflows. That is divergence (a clear error), not a model that
+    returns inf (found by tests/test_properties.py)."""
+    X = np.random.default_rng(0).standard_normal((3, 14)) * 30.0
+    m = GaussianBernoulliRBM(n_components=4, batch_size=1, n_iter=2, persistent=True,
+                             hidden_units="nrelu", dtype="float32", random_state=0)
+    with pytest.raises(FloatingPointError, match="too large for a finite Gibbs step"):
+        m.fit(X)
+    assert m.n_iter_ == 1  # the last epoch that passed the check is kept
+    with np.errstate(over="raise", invalid="raise"):
+        assert np.isfinite(m.reconstruct(X)).all()
+
+
 def test_learned_sigma_recovers_the_noise_level():
     # Independent features with standard deviations 0.5 .. 2: two hidden units cannot
     # explain them, so the learned sigma is each feature's standard deviation.
