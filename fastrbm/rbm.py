@@ -227,12 +227,13 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
                 # Diverged: non-finite weights, or finite ones too large to carry the data
                 # through a Gibbs step (seen with unbounded nrelu units on unscaled data:
                 # weights of 1e32, then inf reconstructions); the history rows are the probe.
+                # Bernoulli visible units are bounded, so their next up pass is finite.
                 finite = all(np.isfinite(getattr(self, name)).all() for name in self._PARAMS)
                 with np.errstate(over="ignore", invalid="ignore"):
                     error = self._reconstruction_error(X_history) if finite else np.nan
-                    finite = np.isfinite(error) and np.isfinite(
-                        self._hidden_probs(self._visible_probs(self._hidden_probs(
-                            X_history)))).all()
+                    finite = np.isfinite(error) and (
+                        self._visible_units == "bernoulli" or np.isfinite(self._hidden_probs(
+                            self._visible_probs(self._hidden_probs(X_history)))).all())
                 if not finite:
                     self._restore_training_state(backup)
                     raise FloatingPointError(
