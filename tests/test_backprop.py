@@ -94,6 +94,36 @@ def test_make_layout_offsets_and_views():
         bp.make_layout([3, 4, 2], "relu", "softmax", batch_norm=[True, True])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("fallback", [False, True])
+def test_ilp64_gemm_route(dtype, fallback):
+    """The ILP64 sgemm/dgemm the engine links by name: NumPy's bundled OpenBLAS, or (when
+    NumPy has none) the extension's forwarders to scipy's BLAS, called here through ctypes
+    with the Fortran interface, on transposed, offset operands with leading dimensions."""
+    import ctypes
+
+    addresses = bp._ilp64_gemm_addresses(pattern="/nonexistent/*" if fallback else
+                                         bp._NUMPY_OPENBLAS)
+    scalar = ctypes.c_float if dtype == np.float32 else ctypes.c_double
+    i64 = ctypes.POINTER(ctypes.c_int64)
+    fn = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, i64, i64, i64,
+                          ctypes.POINTER(scalar), ctypes.c_void_p, i64, ctypes.c_void_p, i64,
+                          ctypes.POINTER(scalar), ctypes.c_void_p, i64)(
+        addresses[0 if dtype == np.float32 else 1])
+    # A column-major matrix of r rows (leading dimension ld) is a NumPy array of shape
+    # (columns, ld): op(A) = A^T with A 7 x 9, B 7 x 5, C 9 x 5 with ldc 12.
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((9, 7)).astype(dtype)
+    B = rng.standard_normal((5, 7)).astype(dtype)
+    C = np.zeros((5, 12), dtype)
+    m, n, k, lda, ldb, ldc = (ctypes.c_int64(v) for v in (9, 5, 7, 7, 7, 12))
+    one, zero = scalar(1.0), scalar(0.0)
+    fn(b"T", b"N", m, n, k, one, A.ctypes.data, lda, B.ctypes.data, ldb, zero,
+       C.ctypes.data, ldc)
+    assert_allclose(C[:, :9], B @ A.T, rtol=RTOL[dtype], atol=RTOL[dtype])
+    assert_array_equal(C[:, 9:], 0)  # nothing written beyond the block
+
+
 def test_init_batchnorm():
     layout, n_params, n_state = bp.make_layout([3, 4, 2], "tanh", "identity", batch_norm=True)
     theta = np.full(n_params, 7.0)

@@ -31,7 +31,7 @@ so a caller that keeps it can resume a stream exactly.
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport exp
-from libc.stdint cimport uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
@@ -287,6 +287,30 @@ cdef void _sigma_from_log_var(const floating *log_var, Py_ssize_t n, floating *s
     for j in range(n):
         sigma[j] = exp(0.5 * log_var[j])
         inv_var[j] = exp(-log_var[j])
+
+
+# ---------------------------------------------------------------------------------------
+# sgemm / dgemm with the ILP64 Fortran interface, forwarding to scipy's BLAS: the backprop
+# engine's stand-in when NumPy bundles no ILP64 OpenBLAS (see backprop._gemm_ilp64)
+# ---------------------------------------------------------------------------------------
+
+cdef void _sgemm_ilp64(char *ta, char *tb, int64_t *m, int64_t *n, int64_t *k, float *alpha,
+                       float *A, int64_t *lda, float *B, int64_t *ldb, float *beta, float *C,
+                       int64_t *ldc) noexcept nogil:
+    cdef int m_ = m[0], n_ = n[0], k_ = k[0], lda_ = lda[0], ldb_ = ldb[0], ldc_ = ldc[0]
+    sgemm(ta, tb, &m_, &n_, &k_, alpha, A, &lda_, B, &ldb_, beta, C, &ldc_)
+
+
+cdef void _dgemm_ilp64(char *ta, char *tb, int64_t *m, int64_t *n, int64_t *k, double *alpha,
+                       double *A, int64_t *lda, double *B, int64_t *ldb, double *beta,
+                       double *C, int64_t *ldc) noexcept nogil:
+    cdef int m_ = m[0], n_ = n[0], k_ = k[0], lda_ = lda[0], ldb_ = ldb[0], ldc_ = ldc[0]
+    dgemm(ta, tb, &m_, &n_, &k_, alpha, A, &lda_, B, &ldb_, beta, C, &ldc_)
+
+
+def gemm_ilp64_addresses():
+    """Addresses of sgemm and dgemm with 64-bit integer arguments that call scipy's BLAS."""
+    return <size_t> &_sgemm_ilp64, <size_t> &_dgemm_ilp64
 
 
 def _check_log_var(log_var, Py_ssize_t nv):
