@@ -683,7 +683,7 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
         work = np.empty(_bp.workspace_size(self._layout, dropout, rows), self._theta.dtype)
         grad, norms = np.empty_like(self._theta), np.empty(self._layout.shape[0])
         total, n_batches = np.zeros(self._layout.shape[0]), 0
-        with blas_threads(self._threads(rows)):
+        with blas_threads(1):  # loss_grad mixes two BLAS libraries: see _run_epochs
             for start in range(0, order.size, rows):
                 idx = order[start:start + rows]
                 _bp.loss_grad(np.ascontiguousarray(X[idx]), np.ascontiguousarray(Y[idx]),
@@ -713,10 +713,13 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
         best = None
         progress = EpochProgress(type(self).__name__, n_epochs, self.verbose)
         # Blocked layers run on Numba's threads, each block one single-threaded BLAS call
-        # (BLAS threads beside Numba's would oversubscribe the cores); one block per layer
-        # leaves the threading to BLAS.
+        # (BLAS threads beside Numba's would oversubscribe the cores). BLAS stays at one
+        # thread with one block too: training mixes two BLAS libraries (see
+        # backprop._gemm_ilp64), which must not both run threads, and shapes that get one
+        # block are those too small to share (two BLAS threads: 0.24 s per epoch against
+        # 0.19-0.20 s for 64-256-256-10 at batch 16).
         n_blocks, threads = self._blocks(rows), self._threads(rows)
-        with progress, blas_threads(1 if n_blocks > 1 else threads), \
+        with progress, blas_threads(1), \
                 numba_threads(threads if n_blocks > 1 else 1) as used:
             run_epoch = _bp.run_epoch_parallel if used > 1 else _bp.run_epoch
             for _ in range(n_epochs):
@@ -942,9 +945,9 @@ _NETWORK_DOC = """
     dtype : {"float32", "float64"}, default="float32"
         Precision of the parameters and of all computation.
     n_jobs : int, default=None
-        BLAS threads during fine-tuning and Gibbs-engine threads during pretraining. None:
-        all cores when the layers are large enough to share, else one. The model does not
-        depend on it.
+        Threads of fine-tuning (for layers cut into blocks: large enough to share), of
+        prediction (BLAS) and of the Gibbs engine during pretraining. None: all cores when
+        the layers are large enough to share, else one. The model does not depend on it.
 """
 
 _NETWORK_ATTRIBUTES = """

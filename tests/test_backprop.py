@@ -97,13 +97,16 @@ def test_make_layout_offsets_and_views():
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("fallback", [False, True])
 def test_ilp64_gemm_route(dtype, fallback):
-    """The ILP64 sgemm/dgemm the engine links by name: NumPy's bundled OpenBLAS, or (when
-    NumPy has none) the extension's forwarders to scipy's BLAS, called here through ctypes
-    with the Fortran interface, on transposed, offset operands with leading dimensions."""
+    """The ILP64 sgemm/dgemm both engines use for some products: the route in use (NumPy's
+    bundled OpenBLAS when NumPy has one) and the forwarders to scipy's BLAS that replace it
+    otherwise, called through ctypes with the Fortran interface, on a transposed operand
+    and leading dimensions larger than the blocks."""
     import ctypes
 
-    addresses = bp._ilp64_gemm_addresses(pattern="/nonexistent/*" if fallback else
-                                         bp._NUMPY_OPENBLAS)
+    from fastrbm._kernels import _sampling
+
+    addresses = (_sampling.ilp64_fallback_addresses() if fallback
+                 else _sampling.ilp64_gemm_addresses())
     scalar = ctypes.c_float if dtype == np.float32 else ctypes.c_double
     i64 = ctypes.POINTER(ctypes.c_int64)
     fn = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, i64, i64, i64,

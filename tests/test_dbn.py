@@ -324,6 +324,29 @@ def test_same_seed_same_model_for_any_thread_count(digits, estimator):
     assert not np.array_equal(other.coefs_[0], models[0].coefs_[0])
 
 
+def test_training_holds_blas_at_one_thread(digits, monkeypatch):
+    """Training mixes two BLAS libraries (NumPy's bundled OpenBLAS for forward and weight-
+    gradient products, scipy's for the deltas), which must never both run threads (their
+    spinning threads starved each other: 11.4 s for a 0.2 s epoch): every limit set while
+    fitting with n_jobs=2 is one thread, except around predict (one library)."""
+    import fastrbm.dbn as dbn_module
+    from fastrbm._kernels import backprop
+
+    limits, real = [], dbn_module.blas_threads
+    monkeypatch.setattr(dbn_module, "blas_threads", lambda n: limits.append(n) or real(n))
+    X, y = digits[0][:400], digits[1][:400]
+    clf = quiet(DBNClassifier(hidden_layer_sizes=(32, 32), pretrain=False, max_iter=2,
+                              n_jobs=2, random_state=0), X, y)
+    assert limits and set(limits) == {1}
+    limits.clear()
+    clf.predict(X)
+    assert limits == [clf._threads(min(len(X), dbn_module._PREDICT_ROWS))]
+    for kernel in (backprop.predict, backprop.dense_forward):  # one library there
+        assert "_gemm" not in kernel.py_func.__code__.co_names
+        assert "_gemm_ilp64" in (backprop.predict.py_func.__code__.co_names
+                                 + backprop.dense_forward.py_func.__code__.co_names)
+
+
 def test_dbn_same_seed_same_stack_and_samples(digits):
     X, _ = digits
     kw = dict(hidden_layer_sizes=(128, 64), n_iter=2, batch_size=64, random_state=1)

@@ -81,9 +81,6 @@ Notes
 * No sample weights (scikit-learn's MLP accepts them since 1.7) and no ``Literal`` constants
   passed between kernels (each would compile an extra specialisation).
 """
-import ctypes
-import glob
-import os
 from types import FunctionType
 
 import llvmlite.binding
@@ -96,6 +93,8 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload, register_jitable
 from numba.np.arrayobj import make_array, populate_array
+
+from . import _sampling
 
 __all__ = [
     "ACT_IDENTITY", "ACT_LOGISTIC", "ACT_TANH", "ACT_RELU", "ACT_SOFTMAX", "ACTIVATION_CODES",
@@ -402,29 +401,11 @@ def _gemm(transa, transb, m, n, k, A, lda, B, ldb, C, ldc):
                 B.ctypes, ldb, A.ctypes, lda, _ONE_ZERO_F64[1:].ctypes, C.ctypes, ldc)
 
 
-_NUMPY_OPENBLAS = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs",
-                               "libscipy_openblas64_*")
-
-
-def _ilp64_gemm_addresses(pattern=_NUMPY_OPENBLAS):
-    """``(sgemm, dgemm)`` with the ILP64 Fortran interface: NumPy's bundled OpenBLAS (the
-    ``scipy-openblas64`` library of NumPy's wheels, found by `pattern`) when it is there,
-    else the extension's forwarders to scipy's BLAS (the same interface, so compiled code
-    links either)."""
-    for path in glob.glob(pattern):
-        try:
-            lib = ctypes.CDLL(path)
-            return tuple(ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
-                         for name in ("scipy_sgemm_64_", "scipy_dgemm_64_"))
-        except (OSError, AttributeError):
-            continue
-    from ._sampling import gemm_ilp64_addresses
-    return gemm_ilp64_addresses()
-
-
-# Registered before any compiled function loads: cached code refers to these by name.
+# The ILP64 route of the Gibbs engine (NumPy's bundled OpenBLAS, else forwarders to
+# scipy's BLAS), registered before any compiled function loads: cached code refers to it
+# by name.
 for _name, _address in zip(("fastrbm_sgemm_ilp64", "fastrbm_dgemm_ilp64"),
-                           _ilp64_gemm_addresses()):
+                           _sampling.ilp64_gemm_addresses()):
     llvmlite.binding.add_symbol(_name, _address)
 _SGEMM_ILP64, _DGEMM_ILP64 = (types.ExternalFunction(name, types.void(*[types.voidptr] * 13))
                               for name in ("fastrbm_sgemm_ilp64", "fastrbm_dgemm_ilp64"))
@@ -450,7 +431,12 @@ def _gemm_ilp64(transa, transb, m, n, k, A, lda, B, ldb, C, ldc):
     weight-gradient ones 2-4% faster than scipy's (0.3.30) on the large net's shapes, one
     thread, and the delta products ``D @ W.T`` 10% slower on them and 25% on the small net's
     (for 64-100-100-10 the others took the same time). So forward and weight-gradient
-    products take this route and the deltas :func:`_gemm`."""
+    products take this route and the deltas :func:`_gemm`.
+
+    Two libraries must not both run multi-threaded: each one's threads spin after its calls
+    and starve the other's (64-256-256-10 at batch 16 with two BLAS threads: 11.4 s per
+    epoch against 0.24 s). Callers hold BLAS at one thread around any code mixing them
+    (training; predict uses this route only)."""
     ta, tb = _address_of(transb), _address_of(transa)
     dims = (_address_of(np.int64(n)), _address_of(np.int64(m)), _address_of(np.int64(k)))
     ldb_, lda_, ldc_ = (_address_of(np.int64(ldb)), _address_of(np.int64(lda)),
