@@ -75,6 +75,8 @@ Notes
   weight-gradient products go to NumPy's bundled OpenBLAS (registered with LLVM by name at
   import, see :func:`_gemm_ilp64`), the delta products to scipy's BLAS through Numba's own
   hook (``numba_xxgemm``, what ``np.dot`` calls): each was the faster for its products.
+  Run the kernels that mix them (``loss_grad``, ``dense_backward``, ``run_epoch``) with BLAS
+  at one thread (``threadpoolctl``): two libraries' threads both running starve each other.
 * Pass Python floats for float hyperparameters and Python ints for counts: Numba compiles one
   specialisation per argument type. Compiled code is cached on disk (``cache=True``); each
   build compiles on its first call per dtype (about 12 s for the serial one).
