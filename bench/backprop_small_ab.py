@@ -18,8 +18,12 @@ from fastrbm.datasets import load_digits
 
 
 def _load(path):
-    spec = importlib.util.spec_from_file_location("backprop_baseline", path)
+    # inside fastrbm._kernels, so the baseline's relative imports (its _sampling) resolve;
+    # registered, because Numba's cache finds a function's module by name
+    name = "fastrbm._kernels.backprop_baseline"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 

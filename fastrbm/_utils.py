@@ -49,8 +49,8 @@ _BLAS_CONTROLLER = []
 def blas_threads(n_threads):
     """``threadpoolctl.threadpool_limits(n_threads, user_api="blas")`` through one cached
     controller: a fresh threadpool_limits scans every loaded library (about 2 ms, which
-    showed on small fits). Created at first use, after the compiled engines have loaded
-    scipy's BLAS, the only BLAS they call."""
+    showed on small fits). Created at first use, after scipy's BLAS is loaded; NumPy's
+    bundled OpenBLAS (which the backprop engine also calls) is loaded with NumPy."""
     if not _BLAS_CONTROLLER:
         from threadpoolctl import ThreadpoolController
 

@@ -560,7 +560,8 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
         return max(1, min(int(self.batch_size), n_samples))
 
     def _threads(self, rows):
-        """BLAS threads: by the largest GEMM of a mini-batch, as the RBM engine decides."""
+        """Threads (Numba's for blocked training, BLAS's for predict): by the largest GEMM
+        of a mini-batch, as the RBM engine decides."""
         return int(engine_threads(self.n_jobs, rows * self._largest_layer()))
 
     def _blocks(self, rows):
@@ -715,7 +716,7 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
         # Blocked layers run on Numba's threads, each block one single-threaded BLAS call
         # (BLAS threads beside Numba's would oversubscribe the cores). BLAS stays at one
         # thread with one block too: training mixes two BLAS libraries (see
-        # backprop._gemm_ilp64), which must not both run threads, and shapes that get one
+        # backprop._gemm_through), which must not both run threads, and shapes that get one
         # block are those too small to share (two BLAS threads: 0.24 s per epoch against
         # 0.19-0.20 s for 64-256-256-10 at batch 16).
         n_blocks, threads = self._blocks(rows), self._threads(rows)

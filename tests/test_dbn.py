@@ -342,9 +342,8 @@ def test_training_holds_blas_at_one_thread(digits, monkeypatch):
     clf.predict(X)
     assert limits == [clf._threads(min(len(X), dbn_module._PREDICT_ROWS))]
     for kernel in (backprop.predict, backprop.dense_forward):  # one library there
-        assert "_gemm" not in kernel.py_func.__code__.co_names
-        assert "_gemm_ilp64" in (backprop.predict.py_func.__code__.co_names
-                                 + backprop.dense_forward.py_func.__code__.co_names)
+        assert "_gemm_scipy" not in kernel.py_func.__code__.co_names
+    assert "_gemm_numpy" in backprop.dense_forward.py_func.__code__.co_names
 
 
 def test_dbn_same_seed_same_stack_and_samples(digits):

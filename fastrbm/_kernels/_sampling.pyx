@@ -294,9 +294,9 @@ cdef void _sigma_from_log_var(const floating *log_var, Py_ssize_t n, floating *s
 
 
 # ---------------------------------------------------------------------------------------
-# The ILP64 route (Fortran sgemm / dgemm with 64-bit integers) that the backprop engine
-# links by name for some of its products (backprop._gemm_ilp64): NumPy's bundled OpenBLAS
-# when NumPy's wheel has one, else these forwarders to scipy's BLAS.
+# The backprop engine's two BLAS routes, Fortran sgemm / dgemm with 64-bit integers, which
+# it links by name (backprop._gemm_through): NumPy's bundled OpenBLAS when NumPy's wheel
+# has one, and these forwarders to scipy's BLAS (its other route, and NumPy's stand-in).
 # ---------------------------------------------------------------------------------------
 
 cdef void _sgemm_ilp64(char *ta, char *tb, int64_t *m, int64_t *n, int64_t *k, float *alpha,

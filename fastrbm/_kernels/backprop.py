@@ -72,11 +72,11 @@ Notes
   100x784 @ 784x500). ``n_blocks`` fixes the partition, so a model depends on it (BLAS and
   norm rounding) but never on the build or the number of threads.
 * GEMMs take explicit leading dimensions, so a block is a view, not a copy. Forward and
-  weight-gradient products go to NumPy's bundled OpenBLAS (registered with LLVM by name at
-  import, see :func:`_gemm_ilp64`), the delta products to scipy's BLAS through Numba's own
-  hook (``numba_xxgemm``, what ``np.dot`` calls): each was the faster for its products.
-  Run the kernels that mix them (``loss_grad``, ``dense_backward``, ``run_epoch``) with BLAS
-  at one thread (``threadpoolctl``): two libraries' threads both running starve each other.
+  weight-gradient products go to NumPy's bundled OpenBLAS, the delta products to scipy's
+  BLAS (both registered with LLVM by name at import, see :func:`_gemm_through`): each was
+  the faster for its products. Run the kernels that mix them (``loss_grad``,
+  ``dense_backward``, ``run_epoch``) with BLAS at one thread (``threadpoolctl``): two
+  libraries' threads both running starve each other.
 * Pass Python floats for float hyperparameters and Python ints for counts: Numba compiles one
   specialisation per argument type. Compiled code is cached on disk (``cache=True``); each
   build compiles on its first call per dtype (about 12 s for the serial one).
@@ -87,15 +87,14 @@ from types import FunctionType
 
 import llvmlite.binding
 import numpy as np
-# The GEMMs (Numba's numba_xxgemm hook, see _gemm) call scipy's BLAS; load it now so that
-# threadpoolctl limits set by a caller apply to it (threadpoolctl only sees loaded libraries).
-import scipy.linalg.cython_blas  # noqa: F401
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload, register_jitable
 from numba.np.arrayobj import make_array, populate_array
 
+# the extension holds both BLAS routes; importing it loads scipy's BLAS, so threadpoolctl
+# limits set by a caller apply to it (threadpoolctl only sees loaded libraries)
 from . import _sampling
 
 __all__ = [
@@ -372,13 +371,6 @@ def _splitmix64(z):
     return z ^ (z >> np.uint64(31))
 
 
-# BLAS through Numba's own hook (numba_xxgemm: scipy's BLAS, the library np.dot calls), with
-# explicit leading dimensions so a column or row block of a matrix is one call without a copy.
-# Referenced by symbol name, so compiled code stays cacheable.
-_XXGEMM = types.ExternalFunction("numba_xxgemm", types.intc(
-    types.char, types.char, types.char, types.intp, types.intp, types.intp,
-    types.voidptr, types.voidptr, types.intp, types.voidptr, types.intp,
-    types.voidptr, types.voidptr, types.intp))
 _N, _T = np.int8(ord("n")), np.int8(ord("t"))
 
 
@@ -388,29 +380,23 @@ _ONE_ZERO_F32 = np.array([1.0, 0.0], np.float32)
 _ONE_ZERO_F64 = np.array([1.0, 0.0], np.float64)
 
 
-@register_jitable
-def _gemm(transa, transb, m, n, k, A, lda, B, ldb, C, ldc):
-    """Row-major ``C = op(A) @ op(B)`` (op: _N or _T), C of shape (m, n).
-
-    A, B and C are arrays (or views) starting at the matrices' first elements, with row
-    strides lda, ldb and ldc elements. BLAS is column-major, so this is the product
-    C^T = op(B)^T op(A)^T there."""
-    if C.itemsize == 4:
-        _XXGEMM(np.int8(ord("s")), transb, transa, n, m, k, _ONE_ZERO_F32[0:].ctypes,
-                B.ctypes, ldb, A.ctypes, lda, _ONE_ZERO_F32[1:].ctypes, C.ctypes, ldc)
-    else:
-        _XXGEMM(np.int8(ord("d")), transb, transa, n, m, k, _ONE_ZERO_F64[0:].ctypes,
-                B.ctypes, ldb, A.ctypes, lda, _ONE_ZERO_F64[1:].ctypes, C.ctypes, ldc)
-
-
-# The ILP64 route of the Gibbs engine (NumPy's bundled OpenBLAS, else forwarders to
-# scipy's BLAS), registered before any compiled function loads: cached code refers to it
-# by name.
-for _name, _address in zip(("fastrbm_sgemm_ilp64", "fastrbm_dgemm_ilp64"),
-                           _sampling.ilp64_gemm_addresses()):
-    llvmlite.binding.add_symbol(_name, _address)
-_SGEMM_ILP64, _DGEMM_ILP64 = (types.ExternalFunction(name, types.void(*[types.voidptr] * 13))
-                              for name in ("fastrbm_sgemm_ilp64", "fastrbm_dgemm_ilp64"))
+# Two BLAS routes with the ILP64 Fortran interface, registered with LLVM by name before any
+# compiled function loads (cached code refers to the names): NumPy's bundled OpenBLAS (or,
+# without one, the extension's forwarders to scipy's BLAS), and scipy's BLAS through those
+# forwarders. Why two: NumPy's OpenBLAS (0.3.31 here) ran the forward products 7-13% and the
+# weight-gradient ones 2-4% faster than scipy's (0.3.30) on the large net's shapes, one
+# thread, and the delta products ``D @ W.T`` 10% slower on them and 25% on the small net's
+# (for 64-100-100-10 the others took the same time).
+#
+# Two libraries must not both run multi-threaded: each one's threads spin after its calls
+# and starve the other's (64-256-256-10 at batch 16 with two BLAS threads: 11.4 s per epoch
+# against 0.24 s). Callers hold BLAS at one thread around code that mixes them (training;
+# predict uses the NumPy route only).
+_ROUTES = {"numpy": _sampling.ilp64_gemm_addresses(),
+           "scipy": _sampling.ilp64_fallback_addresses()}
+for _route, _addresses in _ROUTES.items():
+    for _precision, _address in zip("sd", _addresses):
+        llvmlite.binding.add_symbol(f"fastrbm_{_precision}gemm_{_route}", _address)
 
 
 @intrinsic
@@ -425,30 +411,32 @@ def _address_of(typingctx, value):
     return types.voidptr(value), codegen
 
 
-@register_jitable
-def _gemm_ilp64(transa, transb, m, n, k, A, lda, B, ldb, C, ldc):
-    """:func:`_gemm` through the ILP64 route (NumPy's OpenBLAS when NumPy bundles one).
+def _gemm_through(route):
+    """Row-major ``C = op(A) @ op(B)`` (op: _N or _T), C of shape (m, n), through one BLAS
+    route. A, B and C are arrays (or views) starting at the matrices' first elements, with
+    row strides lda, ldb and ldc elements, so a column or row block of a matrix is one call
+    without a copy. BLAS is column-major, so this is the product C^T = op(B)^T op(A)^T
+    there."""
+    sgemm, dgemm = (types.ExternalFunction(f"fastrbm_{p}gemm_{route}",
+                                           types.void(*[types.voidptr] * 13)) for p in "sd")
 
-    Why two routes: NumPy's OpenBLAS (0.3.31 here) ran the forward products 7-13% and the
-    weight-gradient ones 2-4% faster than scipy's (0.3.30) on the large net's shapes, one
-    thread, and the delta products ``D @ W.T`` 10% slower on them and 25% on the small net's
-    (for 64-100-100-10 the others took the same time). So forward and weight-gradient
-    products take this route and the deltas :func:`_gemm`.
+    def gemm(transa, transb, m, n, k, A, lda, B, ldb, C, ldc):
+        ta, tb = _address_of(transb), _address_of(transa)
+        n_, m_, k_ = _address_of(np.int64(n)), _address_of(np.int64(m)), _address_of(np.int64(k))
+        ldb_, lda_, ldc_ = (_address_of(np.int64(ldb)), _address_of(np.int64(lda)),
+                            _address_of(np.int64(ldc)))
+        if C.itemsize == 4:
+            sgemm(ta, tb, n_, m_, k_, _ONE_ZERO_F32[0:].ctypes, B.ctypes, ldb_, A.ctypes, lda_,
+                  _ONE_ZERO_F32[1:].ctypes, C.ctypes, ldc_)
+        else:
+            dgemm(ta, tb, n_, m_, k_, _ONE_ZERO_F64[0:].ctypes, B.ctypes, ldb_, A.ctypes, lda_,
+                  _ONE_ZERO_F64[1:].ctypes, C.ctypes, ldc_)
+    gemm.__name__ = gemm.__qualname__ = f"_gemm_{route}"
+    return register_jitable(gemm)
 
-    Two libraries must not both run multi-threaded: each one's threads spin after its calls
-    and starve the other's (64-256-256-10 at batch 16 with two BLAS threads: 11.4 s per
-    epoch against 0.24 s). Callers hold BLAS at one thread around any code mixing them
-    (training; predict uses this route only)."""
-    ta, tb = _address_of(transb), _address_of(transa)
-    dims = (_address_of(np.int64(n)), _address_of(np.int64(m)), _address_of(np.int64(k)))
-    ldb_, lda_, ldc_ = (_address_of(np.int64(ldb)), _address_of(np.int64(lda)),
-                        _address_of(np.int64(ldc)))
-    if C.itemsize == 4:
-        _SGEMM_ILP64(ta, tb, dims[0], dims[1], dims[2], _ONE_ZERO_F32[0:].ctypes, B.ctypes,
-                     ldb_, A.ctypes, lda_, _ONE_ZERO_F32[1:].ctypes, C.ctypes, ldc_)
-    else:
-        _DGEMM_ILP64(ta, tb, dims[0], dims[1], dims[2], _ONE_ZERO_F64[0:].ctypes, B.ctypes,
-                     ldb_, A.ctypes, lda_, _ONE_ZERO_F64[1:].ctypes, C.ctypes, ldc_)
+
+_gemm_numpy = _gemm_through("numpy")  # forward and weight-gradient products
+_gemm_scipy = _gemm_through("scipy")  # delta products
 
 
 @intrinsic
@@ -576,7 +564,7 @@ def dense_forward(A_prev, W, b, activation, Z):
     Z : ndarray of shape (n_rows, n_out), C-contiguous, written.
     """
     n, n_in = A_prev.shape
-    _gemm_ilp64(_N, _N, n, Z.shape[1], n_in, A_prev, n_in, W, Z.shape[1], Z, Z.shape[1])
+    _gemm_numpy(_N, _N, n, Z.shape[1], n_in, A_prev, n_in, W, Z.shape[1], Z, Z.shape[1])
     bias_activation(Z, b, activation)
 
 
@@ -876,7 +864,8 @@ def _delta_rows(D, W, D_prev, i0, i1):
     """``D_prev[:, i0:i1] = D @ W[i0:i1].T``: the delta of the layer below, for its units
     i0..i1-1 (rows i0:i1 of W)."""
     n, n_out = D.shape
-    _gemm(_N, _T, n, i1 - i0, n_out, D, n_out, W[i0:], n_out, D_prev[:, i0:], D_prev.shape[1])
+    _gemm_scipy(_N, _T, n, i1 - i0, n_out, D, n_out, W[i0:], n_out, D_prev[:, i0:],
+                D_prev.shape[1])
 
 
 @register_jitable
@@ -885,7 +874,7 @@ def _weight_grad_rows(A_prev, D, W, alpha, grad_W, i0, i1, acc_g, acc_w):
     sums of ``grad_W**2`` to acc_g and, when alpha != 0, of ``W**2`` to acc_w (float64)."""
     T = D.dtype.type
     n, n_out = D.shape
-    _gemm_ilp64(_T, _N, i1 - i0, n_out, n, A_prev[:, i0:], A_prev.shape[1], D, n_out,
+    _gemm_numpy(_T, _N, i1 - i0, n_out, n, A_prev[:, i0:], A_prev.shape[1], D, n_out,
                 grad_W[i0:], n_out)
     # per-column accumulators: the reductions vectorise without reassociation (no fastmath)
     if alpha != 0.0:
@@ -951,7 +940,7 @@ def _forward_layer_blocks(A_prev, W, b, H, activation, gamma, beta, bn_eps, bn_m
     for blk in prange(count):
         j0 = blk * size
         j1 = min(n_out, j0 + size)
-        _gemm_ilp64(_N, _N, n, j1 - j0, n_in, A_prev, n_in, W[:, j0:], n_out, H[:, j0:], n_out)
+        _gemm_numpy(_N, _N, n, j1 - j0, n_in, A_prev, n_in, W[:, j0:], n_out, H[:, j0:], n_out)
         if gamma.size > 0:
             _batchnorm_forward_cols(H, gamma, beta, bn_eps, bn_momentum, running_mean,
                                     running_var, mean, inv_std, xhat, j0, j1)
@@ -1106,7 +1095,7 @@ def predict(X, theta, layout, bn_state, bn_eps, batch_size, work, out):
             g = layout[l, G_OFF]
             if g >= 0:
                 be, s = layout[l, BETA_OFF], layout[l, STAT_OFF]
-                _gemm_ilp64(_N, _N, nb, n_out, n_in, A_prev, n_in, W, n_out, H, n_out)
+                _gemm_numpy(_N, _N, nb, n_out, n_in, A_prev, n_in, W, n_out, H, n_out)
                 batchnorm_inference(H, theta[g:g + n_out], theta[be:be + n_out], bn_eps,
                                     bn_state[s:s + n_out], bn_state[s + n_out:s + 2 * n_out])
                 bias_activation(H, theta[:0], layout[l, ACT])
@@ -1153,9 +1142,10 @@ def loss_grad(X, Y, theta, layout, bn_state, dropout, alpha, bn_eps, bn_momentum
 def _backprop(X, Y, theta, layout, bn_state, dropout, alpha, bn_eps, bn_momentum, seed, step,
               grad, layer_norms, work, n_blocks, fuse, state_1, state_2, optimizer,
               learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, t):
-    """:func:`loss_grad` in n_blocks blocks per layer; with `fuse`, also the optimizer step (see :func:`run_epoch`), each layer's as soon as its
-    gradient is complete: its weights block by block in the backward pass, then its biases
-    and batch-norm parameters. The deltas below a layer use its weights before the step."""
+    """:func:`loss_grad` in n_blocks blocks per layer; with `fuse`, also the optimizer step
+    (see :func:`run_epoch`), each layer's as soon as its gradient is complete: its weights
+    block by block in the backward pass, then its biases and batch-norm parameters. The
+    deltas below a layer use its weights before the step."""
     offs, d0, d1, _, _, _ = _work_offsets(layout, dropout, X.shape[0])
     L = layout.shape[0]
     n = X.shape[0]
