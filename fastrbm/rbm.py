@@ -230,10 +230,9 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
                 # Bernoulli visible units are bounded, so their next up pass is finite.
                 finite = all(np.isfinite(getattr(self, name)).all() for name in self._PARAMS)
                 with np.errstate(over="ignore", invalid="ignore"):
-                    error = self._reconstruction_error(X_history) if finite else np.nan
-                    finite = np.isfinite(error) and (
-                        self._visible_units == "bernoulli" or np.isfinite(self._hidden_probs(
-                            self._visible_probs(self._hidden_probs(X_history)))).all())
+                    error, V = self._reconstruction(X_history) if finite else (np.nan, None)
+                    finite = np.isfinite(error) and (self._visible_units == "bernoulli"
+                                                     or np.isfinite(self._hidden_probs(V)).all())
                 if not finite:
                     self._restore_training_state(backup)
                     raise FloatingPointError(
@@ -311,10 +310,11 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         _sampling.sigmoid_rows(acc, self.intercept_hidden_, self._threads(16 * acc.size))
         return acc
 
-    def _reconstruction_error(self, X):
+    def _reconstruction(self, X):
+        """``(mean squared reconstruction error, mean-field reconstruction V)`` of X."""
         V = self._visible_probs(self._hidden_probs(X))
         X = X.toarray() if sp.issparse(X) else X
-        return np.mean((X - V) ** 2, dtype=np.float64)
+        return np.mean((X - V) ** 2, dtype=np.float64), V
 
     def _threads(self, work):
         return engine_threads(self.n_jobs, work)

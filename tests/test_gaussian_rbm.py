@@ -378,7 +378,7 @@ def test_nrelu_transform_is_the_noise_free_rectified_input(cls, digits):
     if persistent:
         assert m.h_samples_.min() >= 0 and len(np.unique(m.h_samples_)) > 10
     untrained = clone(m).set_params(n_iter=0).fit(X)
-    assert m.history_["reconstruction_error"][-1] < 0.5 * untrained._reconstruction_error(X)
+    assert m.history_["reconstruction_error"][-1] < 0.5 * untrained._reconstruction(X)[0]
     for method in (m.free_energy, m.score_samples, m.log_likelihood, m.score):
         with pytest.raises(NotImplementedError, match="hidden_units='bernoulli'"):
             method(X[:5])

@@ -177,7 +177,7 @@ def test_extensions_train_and_reduce_reconstruction_error(digits, settings):
                      **settings).fit(X)
     err = m.history_["reconstruction_error"]
     assert len(err) == 4
-    assert err[-1] < 0.5 * untrained._reconstruction_error(X)
+    assert err[-1] < 0.5 * untrained._reconstruction(X)[0]
     assert np.isfinite(m.components_).all()
 
 
