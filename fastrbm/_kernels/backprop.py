@@ -1030,14 +1030,14 @@ def forward_train(X, theta, layout, bn_state, dropout, bn_eps, bn_momentum, seed
     # np.int64 / np.bool_: a bare constant would be a Literal type, and _forward (and
     # everything below it) would compile a second time for it
     return _forward(X, theta, layout, bn_state, dropout, bn_eps, bn_momentum, seed, step, work,
-                    np.int64(1))
+                    np.int64(1), _work_offsets(layout, dropout, X.shape[0])[0])
 
 
 @njit(**_JIT)
 def _forward(X, theta, layout, bn_state, dropout, bn_eps, bn_momentum, seed, step, work,
-             n_blocks):
-    """:func:`forward_train` with each layer in n_blocks column blocks."""
-    offs = _work_offsets(layout, dropout, X.shape[0])[0]
+             n_blocks, offs):
+    """:func:`forward_train` with each layer in n_blocks column blocks; `offs` is the
+    workspace table of :func:`_work_offsets` for X's rows."""
     L = layout.shape[0]
     n = X.shape[0]
     none1 = work[:0]
@@ -1082,10 +1082,15 @@ def predict(X, theta, layout, bn_state, bn_eps, batch_size, work, out):
     """
     L = layout.shape[0]
     n = X.shape[0]
+    no_dropout = np.zeros(L)
+    rows = min(batch_size, n)  # as in run_epoch: one table per batch size
+    offs = _work_offsets(layout, no_dropout, rows)[0]
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         nb = stop - start
-        offs = _work_offsets(layout, np.zeros(L), nb)[0]
+        if nb != rows:
+            rows = nb
+            offs = _work_offsets(layout, no_dropout, rows)[0]
         A_prev = X[start:stop]
         for l in range(L):
             n_in, n_out = layout[l, N_IN], layout[l, N_OUT]
@@ -1133,24 +1138,26 @@ def loss_grad(X, Y, theta, layout, bn_state, dropout, alpha, bn_eps, bn_momentum
         Mean data loss over the rows plus the L2 term.
     """
     return _backprop(X, Y, theta, layout, bn_state, dropout, alpha, bn_eps, bn_momentum, seed,
-                     step, grad, layer_norms, work, np.int64(1), np.bool_(False), grad[:0],
-                     grad[:0], np.int64(OPT_SGD), 0.0, 0.0, np.bool_(False), 0.0, 0.0, 0.0,
+                     step, grad, layer_norms, work, _work_offsets(layout, dropout, X.shape[0]),
+                     np.int64(1), np.bool_(False), grad[:0], grad[:0], np.int64(OPT_SGD), 0.0,
+                     0.0, np.bool_(False), 0.0, 0.0, 0.0,
                      np.int64(0))  # non-literal constants: see forward_train
 
 
 @njit(**_JIT)
 def _backprop(X, Y, theta, layout, bn_state, dropout, alpha, bn_eps, bn_momentum, seed, step,
-              grad, layer_norms, work, n_blocks, fuse, state_1, state_2, optimizer,
+              grad, layer_norms, work, offsets, n_blocks, fuse, state_1, state_2, optimizer,
               learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, t):
     """:func:`loss_grad` in n_blocks blocks per layer; with `fuse`, also the optimizer step
     (see :func:`run_epoch`), each layer's as soon as its gradient is complete: its weights
     block by block in the backward pass, then its biases and batch-norm parameters. The
-    deltas below a layer use its weights before the step."""
-    offs, d0, d1, _, _, _ = _work_offsets(layout, dropout, X.shape[0])
+    deltas below a layer use its weights before the step. `offsets` is what
+    :func:`_work_offsets` gives for X's rows (computed once per batch size by the caller)."""
+    offs, d0, d1 = offsets[0], offsets[1], offsets[2]
     L = layout.shape[0]
     n = X.shape[0]
     Z = _forward(X, theta, layout, bn_state, dropout, bn_eps, bn_momentum, seed, step, work,
-                 n_blocks)
+                 n_blocks, offs)
     n_out = layout[L - 1, N_OUT]
     D = work[d0:d0 + n * n_out].reshape((n, n_out))
     loss = output_loss(Z, Y, layout[L - 1, ACT], D)
@@ -1355,10 +1362,15 @@ def run_epoch(X, Y, perm, batch_size, theta, layout, bn_state, dropout, alpha, b
     fuse = max_norm <= 0.0  # clipping needs every gradient before any step
     total = 0.0
     n_batches = 0
+    rows = min(batch_size, n)  # the workspace layout of every batch but a shorter last one
+    offsets = _work_offsets(layout, dropout, rows)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         nb = stop - start
-        _, _, _, xb, yb, _ = _work_offsets(layout, dropout, nb)
+        if nb != rows:
+            rows = nb
+            offsets = _work_offsets(layout, dropout, rows)
+        xb, yb = offsets[3], offsets[4]
         Xb = work[xb:xb + nb * n_feat].reshape((nb, n_feat))
         Yb = work[yb:yb + nb * n_out].reshape((nb, n_out))
         for i in range(nb):
@@ -1369,7 +1381,7 @@ def run_epoch(X, Y, perm, batch_size, theta, layout, bn_state, dropout, alpha, b
                 Yb[i, j] = Y[r, j]
         t += 1
         loss = _backprop(Xb, Yb, theta, layout, bn_state, dropout, alpha, bn_eps, bn_momentum,
-                         seed, t, grad, norms, work, n_blocks, fuse, state_1, state_2,
+                         seed, t, grad, norms, work, offsets, n_blocks, fuse, state_1, state_2,
                          optimizer, learning_rate, momentum, nesterov, beta_1, beta_2,
                          epsilon, t)
         total += loss * nb
