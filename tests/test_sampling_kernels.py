@@ -174,14 +174,15 @@ def test_cd_epoch_sparse_input_is_identical_to_dense(dtype, persistent):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("persistent", [False, True])
-def test_cd_epoch_is_identical_for_1_and_2_threads(dtype, persistent):
+@pytest.mark.parametrize("batch_size", [10, 50])  # the transposed-W path and the other
+def test_cd_epoch_is_identical_for_1_and_2_threads(dtype, persistent, batch_size):
     # Large enough that BLAS and OpenMP really split the work.
     X, W, b, c = _problem(dtype, n=300, nv=200, nh=150, seed=5)
     chain = np.zeros((50, 150), dtype)
     vel = [np.zeros_like(W), np.zeros_like(b), np.zeros_like(c)]
     q = np.full(150, 0.1, dtype)
-    kw = dict(batch_size=50, k=1, persistent=persistent, learning_rate=0.1, momentum=0.5,
-              seed=9, counter=0)
+    kw = dict(batch_size=batch_size, k=1, persistent=persistent, learning_rate=0.1,
+              momentum=0.5, seed=9, counter=0)
     one = _run_kernel(X, W, b, c, chain, vel, q, n_threads=1, **kw)
     two = _run_kernel(X, W, b, c, chain, vel, q, n_threads=2, **kw)
     for a, b_ in zip(one[:4], two[:4]):
@@ -386,7 +387,8 @@ def test_cd_epoch_with_other_units_matches_oracle(dtype, n_threads, settings, ba
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("hidden", ["bernoulli", "nrelu"])
-def test_gaussian_cd_epoch_is_identical_for_1_and_2_threads(dtype, hidden):
+@pytest.mark.parametrize("batch_size", [10, 50])
+def test_gaussian_cd_epoch_is_identical_for_1_and_2_threads(dtype, hidden, batch_size):
     rng = np.random.default_rng(5)
     _, W, b, c = _problem(dtype, n=300, nv=200, nh=150, seed=5)
     W *= dtype(0.1)
@@ -394,7 +396,7 @@ def test_gaussian_cd_epoch_is_identical_for_1_and_2_threads(dtype, hidden):
     chain = np.zeros((50, 150), dtype)
     vel = [np.zeros_like(W), np.zeros_like(b), np.zeros_like(c)]
     q = np.full(150, 0.1, dtype)
-    kw = dict(batch_size=50, k=1, persistent=True, learning_rate=0.01, momentum=0.5,
+    kw = dict(batch_size=batch_size, k=1, persistent=True, learning_rate=0.01, momentum=0.5,
               seed=9, counter=0, visible="gaussian", hidden=hidden, learn_log_var=True)
     args = (X, W, b, c, chain, vel, q, np.zeros(200, dtype), np.zeros(200, dtype))
     one = _run_units_kernel(*args, n_threads=1, **kw)

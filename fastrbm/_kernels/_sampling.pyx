@@ -186,21 +186,21 @@ cdef void _activate(floating *P, Py_ssize_t ld, floating scale, const floating *
 
 
 cdef void _up(const floating *V, Py_ssize_t n, Py_ssize_t nv, const floating *W,
-              const floating *WT, Py_ssize_t nh, const floating *c, floating *P, floating *S,
+              bint transposed, Py_ssize_t nh, const floating *c, floating *P, floating *S,
               uint64_t seed, uint64_t counter, int n_blocks, int n_threads,
               int units=BERNOULLI) noexcept nogil:
     """Hidden layer given visible rows V (n, nv): P = sigmoid(V W^T + c), S ~ P if S (for
     ``units`` other than Bernoulli, their mean and sample; see _activate).
-    With WT (the transpose of W, (nv, nh)) not NULL, the product is V @ WT instead: for
-    few rows OpenBLAS packs W^T anew at every V @ W^T call, which then costs as much as the
-    product, while V @ WT goes to its small-matrix kernel without packing."""
+    W is (nh, nv), or with ``transposed`` its transpose (nv, nh); the product is then
+    V @ W^T, whose small-matrix kernel OpenBLAS runs without packing (for few rows it
+    packs W^T anew at every V @ W^T call, which then costs as much as the product)."""
     cdef Py_ssize_t size = _block_size(nh, n_blocks), blk, j0, j1
     for blk in prange((nh + size - 1) // size, num_threads=n_threads, schedule="static",
                       use_threads_if=n_threads > 1):
         j0 = blk * size
         j1 = min(nh, j0 + size)
-        if WT != NULL:
-            _gemm(c'N', c'N', n, j1 - j0, nv, 1, V, nv, WT + j0, nh, 0, P + j0, nh)
+        if transposed:
+            _gemm(c'N', c'N', n, j1 - j0, nv, 1, V, nv, W + j0, nh, 0, P + j0, nh)
         else:
             _gemm(c'N', c'T', n, j1 - j0, nv, 1, V, nv, W + j0 * nv, nv, 0, P + j0, nh)
         _activate(P + j0, nh, 1, c + j0, S + j0 if S != NULL else NULL, n, j1 - j0, j0,
@@ -208,19 +208,23 @@ cdef void _up(const floating *V, Py_ssize_t n, Py_ssize_t nv, const floating *W,
 
 
 cdef void _down(const floating *H, Py_ssize_t n, Py_ssize_t nh, const floating *W,
-                Py_ssize_t nv, floating scale, const floating *b, floating *P, floating *S,
-                uint64_t seed, uint64_t counter, int n_blocks, int n_threads,
-                int units=BERNOULLI, const floating *sigma=NULL,
+                bint transposed, Py_ssize_t nv, floating scale, const floating *b,
+                floating *P, floating *S, uint64_t seed, uint64_t counter, int n_blocks,
+                int n_threads, int units=BERNOULLI, const floating *sigma=NULL,
                 const floating *inv_var=NULL, floating *scaled=NULL) noexcept nogil:
     """Visible layer given hidden rows H (n, nh): P = sigmoid(scale * H W + b), S ~ P if
     S (scale is 1 except in annealing). Gaussian ``units``: P = scale * H W + b, S = P +
-    sigma * noise, and scaled = S * inv_var unless ``scaled`` is NULL (see _activate)."""
+    sigma * noise, and scaled = S * inv_var unless ``scaled`` is NULL (see _activate).
+    W is (nh, nv), or with ``transposed`` its transpose (nv, nh), as in _up."""
     cdef Py_ssize_t size = _block_size(nv, n_blocks), blk, j0, j1
     for blk in prange((nv + size - 1) // size, num_threads=n_threads, schedule="static",
                       use_threads_if=n_threads > 1):
         j0 = blk * size
         j1 = min(nv, j0 + size)
-        _gemm(c'N', c'N', n, j1 - j0, nh, 1, H, nh, W + j0, nv, 0, P + j0, nv)
+        if transposed:
+            _gemm(c'N', c'T', n, j1 - j0, nh, 1, H, nh, W + j0 * nh, nh, 0, P + j0, nv)
+        else:
+            _gemm(c'N', c'N', n, j1 - j0, nh, 1, H, nh, W + j0, nv, 0, P + j0, nv)
         _activate(P + j0, nv, scale, b + j0, S + j0 if S != NULL else NULL, n, j1 - j0, j0,
                   seed, counter, 0, units, sigma + j0 if sigma != NULL else NULL,
                   inv_var + j0 if inv_var != NULL else NULL,
@@ -427,8 +431,8 @@ def normal_rows(floating[:, ::1] out, uint64_t seed, uint64_t counter, int n_thr
 
 def transpose_rows(const floating[:, ::1] W, floating[:, ::1] WT, Py_ssize_t i0,
                    Py_ssize_t i1):
-    """WT[:, i0:i1] = W[i0:i1, :].T, the refresh of the transposed weights that small
-    mini-batches use (exposed for the tests)."""
+    """WT[:, i0:i1] = W[i0:i1, :].T, the copy in and out of the transposed weights that
+    small mini-batches work on (exposed for the tests)."""
     if WT.shape[0] != W.shape[1] or WT.shape[1] != W.shape[0]:
         raise ValueError("WT must have the transposed shape of W")
     if not 0 <= i0 <= i1 <= W.shape[0]:
@@ -494,9 +498,9 @@ def gibbs_chain(floating[:, ::1] v, floating[:, ::1] h, const floating[:, ::1] W
         if scaled:
             _scale_rows(&v[0, 0], n, nv, &inv_var[0], v_up, n_threads)
         for step in range(n_steps):
-            _up(v_up, n, nv, &W[0, 0], NULL, nh, &c[0], &hp[0, 0], &h[0, 0], seed, counter,
+            _up(v_up, n, nv, &W[0, 0], False, nh, &c[0], &hp[0, 0], &h[0, 0], seed, counter,
                 n_blocks, n_threads, hid)
-            _down(&h[0, 0], n, nh, &W[0, 0], nv, 1, &b[0], &vp[0, 0], &v[0, 0], seed,
+            _down(&h[0, 0], n, nh, &W[0, 0], False, nv, 1, &b[0], &vp[0, 0], &v[0, 0], seed,
                   counter + 1, n_blocks, n_threads, vis, &sigma[0], &inv_var[0],
                   v_up if scaled else NULL)
             counter += 2
@@ -592,8 +596,8 @@ def ais_log_weights(const floating[:, ::1] W, const floating[::1] b, const float
             # The rest of the transition at beta: v ~ sigmoid(beta (h W + b) + (1 - beta) b_base).
             for j in range(nv):
                 b_mix[j] = beta * b[j] + (1 - beta) * b_base[j]
-            _down(&H[0, 0], n, nh, &W[0, 0], nv, beta, &b_mix[0], &Vp[0, 0], &V[0, 0], seed,
-                  counter, n_blocks, n_threads)
+            _down(&H[0, 0], n, nh, &W[0, 0], False, nv, beta, &b_mix[0], &Vp[0, 0], &V[0, 0],
+                  seed, counter, n_blocks, n_threads)
             counter += 1
     return counter
 
@@ -602,8 +606,20 @@ def ais_log_weights(const floating[:, ::1] W, const floating[::1] b, const float
 # One epoch of contrastive divergence
 # ---------------------------------------------------------------------------------------
 
+cdef inline void _weight_gemm(bint transposed, Py_ssize_t i0, Py_ssize_t m, Py_ssize_t nv,
+                              Py_ssize_t nh, Py_ssize_t n, floating alpha, const floating *H,
+                              const floating *V, floating beta, floating *out) noexcept nogil:
+    """The block of hidden units i0..i0+m-1 of out = alpha * H^T V + beta * out, H (n, nh)
+    and V (n, nv): rows i0.. of an (nh, nv) ``out``, or with ``transposed`` columns i0.. of
+    its (nv, nh) transpose (out^T = alpha * V^T H + beta * out^T)."""
+    if transposed:
+        _gemm(c'T', c'N', nv, m, n, alpha, V, nv, H + i0, nh, beta, out + i0, nh)
+    else:
+        _gemm(c'T', c'N', m, nv, n, alpha, H + i0, nh, V, nv, beta, out + i0 * nv, nv)
+
+
 cdef void _update_hidden_block(
-        Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t nv, Py_ssize_t nh,
+        Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t nv, Py_ssize_t nh, bint transposed,
         floating *W, floating *c, floating *W_vel, floating *c_vel, floating *G,
         floating *gc, floating *q_hidden, const floating *vmean,
         const floating *V0, const floating *Hpos, Py_ssize_t n,
@@ -612,43 +628,50 @@ cdef void _update_hidden_block(
         floating sp_cost, floating decay, floating *wg=NULL) noexcept nogil:
     """Update the weights W[i0:i1] and biases c[i0:i1] of hidden units i0..i1-1.
 
-    With ``wg`` not NULL (learned Gaussian variances), first write wg[j] = sum over these
-    hidden units i of W[i, j] G[i, j], from the weights before the update: the block's share
-    of the interaction term of the log-variance gradient (see cd_epoch)."""
-    cdef floating alpha_pos = 1.0 / n, alpha_neg = -1.0 / n_neg, push
-    cdef Py_ssize_t i, j, m = i1 - i0
-    cdef floating *Wrow
-    cdef floating *Vrow
-    cdef floating *Grow
+    W, W_vel and G are (nh, nv), or with ``transposed`` all three (nv, nh) (the block is
+    then columns i0..i1-1). With ``wg`` not NULL (learned Gaussian variances), first write
+    wg[j] = sum over these hidden units i of W[i, j] G[i, j], from the weights before the
+    update: the block's share of the interaction term of the log-variance gradient (see
+    cd_epoch)."""
+    cdef floating alpha_pos = 1.0 / n, alpha_neg = -1.0 / n_neg
+    cdef Py_ssize_t i, j, m = i1 - i0, e
     if plain:  # accumulate lr * gradient straight into W and c
-        _gemm(c'T', c'N', m, nv, n, lr * alpha_pos, Hpos + i0, nh, V0, nv, 1, W + i0 * nv, nv)
-        _gemm(c'T', c'N', m, nv, n_neg, lr * alpha_neg, Hneg + i0, nh, Vneg, nv, 1,
-              W + i0 * nv, nv)
+        _weight_gemm(transposed, i0, m, nv, nh, n, lr * alpha_pos, Hpos, V0, 1, W)
+        _weight_gemm(transposed, i0, m, nv, nh, n_neg, lr * alpha_neg, Hneg, Vneg, 1, W)
         _add_colsum(Hpos + i0, n, nh, m, lr * alpha_pos, c + i0)
         _add_colsum(Hneg + i0, n_neg, nh, m, lr * alpha_neg, c + i0)
         return
-    _gemm(c'T', c'N', m, nv, n, alpha_pos, Hpos + i0, nh, V0, nv, 0, G + i0 * nv, nv)
-    _gemm(c'T', c'N', m, nv, n_neg, alpha_neg, Hneg + i0, nh, Vneg, nv, 1, G + i0 * nv, nv)
-    if wg != NULL:
+    _weight_gemm(transposed, i0, m, nv, nh, n, alpha_pos, Hpos, V0, 0, G)
+    _weight_gemm(transposed, i0, m, nv, nh, n_neg, alpha_neg, Hneg, Vneg, 1, G)
+    if wg != NULL:  # each wg[j] sums over i in increasing order, in either layout
         memset(wg, 0, nv * sizeof(floating))
-        for i in range(i0, i1):
-            Wrow = W + i * nv
-            Grow = G + i * nv
+        if transposed:
             for j in range(nv):
-                wg[j] += Wrow[j] * Grow[j]
+                for i in range(i0, i1):
+                    wg[j] += W[j * nh + i] * G[j * nh + i]
+        else:
+            for i in range(i0, i1):
+                for j in range(nv):
+                    wg[j] += W[i * nv + j] * G[i * nv + j]
     # Sparsity (Hinton 2010, sec. 11): push the running mean activation q of each hidden
     # unit toward the target through its bias and its incoming weights.
     for i in range(i0, i1):
         q_hidden[i] = decay * q_hidden[i]
     _add_colsum(Hpos + i0, n, nh, m, (1 - decay) * alpha_pos, q_hidden + i0)
-    for i in range(i0, i1):
-        push = sp_cost * (sp_target - q_hidden[i])
-        Wrow = W + i * nv
-        Vrow = W_vel + i * nv
-        Grow = G + i * nv
+    if transposed:
         for j in range(nv):
-            Vrow[j] = mom * Vrow[j] + lr * (Grow[j] - wd * Wrow[j] + push * vmean[j])
-            Wrow[j] = Wrow[j] + Vrow[j]
+            for i in range(i0, i1):
+                e = j * nh + i
+                W_vel[e] = mom * W_vel[e] + lr * (
+                    G[e] - wd * W[e] + sp_cost * (sp_target - q_hidden[i]) * vmean[j])
+                W[e] = W[e] + W_vel[e]
+    else:
+        for i in range(i0, i1):
+            for j in range(nv):
+                e = i * nv + j
+                W_vel[e] = mom * W_vel[e] + lr * (
+                    G[e] - wd * W[e] + sp_cost * (sp_target - q_hidden[i]) * vmean[j])
+                W[e] = W[e] + W_vel[e]
     # Hidden biases: the same gradient without the weights' terms (gc is scratch).
     memset(gc + i0, 0, m * sizeof(floating))
     _add_colsum(Hpos + i0, n, nh, m, alpha_pos, gc + i0)
@@ -787,7 +810,7 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
     cdef floating[:, ::1] Hneg = np.empty((neg_rows, nh), dtype)
     cdef floating[:, ::1] Vneg = np.empty((neg_rows, nv), dtype)
     cdef floating[:, ::1] Vprob = np.empty((neg_rows, nv), dtype)
-    cdef floating[:, ::1] G = np.empty((1 if plain else nh, nv), dtype)
+    cdef floating[:, ::1] G
     cdef floating[::1] gb = np.empty(nv, dtype)
     cdef floating[::1] gc = np.empty(nh, dtype)
     cdef floating[::1] vmean = np.zeros(nv, dtype)
@@ -805,10 +828,21 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
     cdef floating *ivar = &inv_var[0] if gaussian else NULL
     if gaussian:
         _sigma_from_log_var(&log_var[0], nv, sig, ivar)
-    # Small mini-batches use a transposed copy of W for V @ W^T (see _up); the rule depends
-    # on the shape only, so results still do not depend on the thread count.
-    cdef floating[:, ::1] WT_buf = np.empty((nv if batch_size <= 32 else 0, nh), dtype)
-    cdef floating *WT = &WT_buf[0, 0] if batch_size <= 32 else NULL
+    # Small mini-batches work on the transposes of W, W_vel and G for the whole epoch (see
+    # _up: V @ W^T then needs no packing, and H @ W goes as fast either way), copied in
+    # here and back at the end. The rule depends on the shape only, so results still do
+    # not depend on the thread count.
+    cdef bint transposed = batch_size <= 32
+    cdef floating[:, ::1] WT_buf = np.empty((nv if transposed else 0, nh), dtype)
+    cdef floating[:, ::1] WvT_buf = np.empty((nv if transposed and not plain else 0, nh),
+                                             dtype)
+    cdef floating *Wk = &WT_buf[0, 0] if transposed else &W[0, 0]
+    if plain:  # no gradient buffer: the GEMMs accumulate into the weights
+        G = np.empty((1, 1), dtype)
+    elif transposed:
+        G = np.empty((nv, nh), dtype)
+    else:
+        G = np.empty((nh, nv), dtype)
     cdef floating *V0
     cdef floating *Wv = NULL
     cdef floating *bv = NULL
@@ -816,6 +850,8 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
     cdef floating *q = NULL
     if not plain:
         Wv, bv, cv, q = &W_vel[0, 0], &b_vel[0], &c_vel[0], &q_hidden[0]
+        if transposed:
+            Wv = &WvT_buf[0, 0]
     # Update tasks: task t updates hidden block t (its weights and biases) and visible
     # bias block t, so every task has a share of both and the threads stay balanced.
     size = _block_size(nh, n_blocks)
@@ -829,8 +865,10 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
     cdef floating[::1] gz = np.zeros(nv, dtype)
 
     with nogil:
-        if WT != NULL:
-            _transpose_rows(&W[0, 0], 0, nh, nv, nh, WT)
+        if transposed:
+            _transpose_rows(&W[0, 0], 0, nh, nv, nh, Wk)
+            if not plain:
+                _transpose_rows(&W_vel[0, 0], 0, nh, nv, nh, Wv)
         start = 0
         while start < n_samples:
             n = min(batch_size, n_samples - start)
@@ -847,7 +885,7 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
                 _scale_rows(V0, n, nv, ivar, Vs0, n_threads)
 
             # Positive phase: hidden probabilities given the data (and a sample for CD).
-            _up(Vs0, n, nv, &W[0, 0], WT, nh, &c[0], &Hpos[0, 0],
+            _up(Vs0, n, nv, Wk, transposed, nh, &c[0], &Hpos[0, 0],
                 NULL if persistent else &Hs[0, 0], seed, counter, n_blocks, n_threads, hid)
             if persistent:
                 n_neg = n_chains
@@ -858,12 +896,12 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
 
             # Negative phase: k Gibbs steps from the hidden state in Hs.
             for step in range(k):
-                _down(&Hs[0, 0], n_neg, nh, &W[0, 0], nv, 1, &b[0], &Vprob[0, 0], &Vneg[0, 0],
-                      seed, counter, n_blocks, n_threads, vis, sig, ivar,
+                _down(&Hs[0, 0], n_neg, nh, Wk, transposed, nv, 1, &b[0], &Vprob[0, 0],
+                      &Vneg[0, 0], seed, counter, n_blocks, n_threads, vis, sig, ivar,
                       Vsn if scaled else NULL)
                 counter += 1
                 sample_h = persistent or step < k - 1
-                _up(Vsn, n_neg, nv, &W[0, 0], WT, nh, &c[0], &Hneg[0, 0],
+                _up(Vsn, n_neg, nv, Wk, transposed, nh, &c[0], &Hneg[0, 0],
                     &Hs[0, 0] if sample_h else NULL, seed, counter, n_blocks, n_threads, hid)
                 if sample_h:
                     counter += 1
@@ -885,14 +923,10 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
                                          learning_rate, momentum)
                 if blk < n_hblocks:
                     _update_hidden_block(
-                        blk * size, min(nh, (blk + 1) * size), nv, nh, &W[0, 0], &c[0],
-                        Wv, cv, &G[0, 0], &gc[0], q, &vmean[0], Vs0, &Hpos[0, 0], n,
-                        Vsn,
+                        blk * size, min(nh, (blk + 1) * size), nv, nh, transposed, Wk, &c[0],
+                        Wv, cv, &G[0, 0], &gc[0], q, &vmean[0], Vs0, &Hpos[0, 0], n, Vsn,
                         &Hneg[0, 0], n_neg, plain, learning_rate, momentum, weight_decay,
                         sparsity_target, sparsity_cost, 0.9, &wg[blk, 0] if learn else NULL)
-                    if WT != NULL:
-                        _transpose_rows(&W[0, 0], blk * size, min(nh, (blk + 1) * size), nv,
-                                        nh, WT)
             if learn:
                 for j in range(nv):
                     for blk in range(n_hblocks):
@@ -902,6 +936,10 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
                     log_var[j] = min(max(zj, <floating> log_var_min), <floating> log_var_max)
                 _sigma_from_log_var(&log_var[0], nv, sig, ivar)
             start += n
+        if transposed:
+            _transpose_rows(Wk, 0, nv, nh, nv, &W[0, 0])
+            if not plain:
+                _transpose_rows(Wv, 0, nv, nh, nv, &W_vel[0, 0])
     return counter
 
 

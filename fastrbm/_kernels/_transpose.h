@@ -1,5 +1,5 @@
-/* Transposing a block of rows of W into WT (the engine's transposed copy of the weights,
- * refreshed after every small-batch update; see _up in _sampling.pyx).
+/* Transposing a block of rows of W into WT (the engine's transposed working copy of the
+ * weights for small mini-batches, and back; see cd_epoch in _sampling.pyx).
  *
  * Why: a scalar transpose reads W with a stride, one element at a time; for a 256 x 64
  * layer it cost as much as all five GEMMs of a CD step (perf: 84% of the epoch loop's own
