@@ -76,13 +76,15 @@ def test_bernoulli_samples_have_the_right_mean():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n_threads", THREADS)
-def test_gibbs_chain(dtype, n_threads):
+@pytest.mark.parametrize("n_chains", [9, 40])  # few chains work on W's transpose
+def test_gibbs_chain(dtype, n_threads, n_chains):
     rng = np.random.default_rng(2)
     W = (rng.standard_normal((7, 11)) * 0.8).astype(dtype)
     b, c = rng.standard_normal(11).astype(dtype), rng.standard_normal(7).astype(dtype)
-    v0 = (rng.random((9, 11)) < 0.5).astype(dtype)
+    v0 = (rng.random((n_chains, 11)) < 0.5).astype(dtype)
     v_ref, h_ref, vp_ref, ctr = ref.gibbs_chain(v0.astype(np.float64), W, b, c, 4, 11, 20)
-    v, h, vp = v0.copy(), np.empty((9, 7), dtype), np.empty((9, 11), dtype)
+    v, h = v0.copy(), np.empty((n_chains, 7), dtype)
+    vp = np.empty((n_chains, 11), dtype)
     with threadpool_limits(1, user_api="blas"):
         assert _sampling.gibbs_chain(v, h, W, b, c, 4, 11, 20, 2, n_threads, vp) == ctr
     np.testing.assert_array_equal(v, v_ref)
@@ -291,17 +293,20 @@ UNIT_CHAINS = [("gaussian", "bernoulli", 0.0), ("gaussian", "bernoulli", 0.7),
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n_threads", THREADS)
 @pytest.mark.parametrize("visible, hidden, log_var_scale", UNIT_CHAINS, ids=str)
-def test_gibbs_chain_with_other_units(dtype, n_threads, visible, hidden, log_var_scale):
+@pytest.mark.parametrize("n_chains", [9, 40])
+def test_gibbs_chain_with_other_units(dtype, n_threads, visible, hidden, log_var_scale,
+                                      n_chains):
     rng = np.random.default_rng(2)
     W = (rng.standard_normal((7, 11)) * 0.3).astype(dtype)
     b, c = rng.standard_normal(11).astype(dtype), rng.standard_normal(7).astype(dtype)
     log_var = (rng.standard_normal(11) * log_var_scale).astype(dtype)
-    v0 = rng.standard_normal((9, 11)).astype(dtype)
+    v0 = rng.standard_normal((n_chains, 11)).astype(dtype)
     if visible == "bernoulli":
         v0 = (v0 > 0).astype(dtype)
     v_ref, h_ref, vp_ref, ctr = ref.gibbs_chain(v0.astype(np.float64), W, b, c, 4, 11, 20,
                                                 visible, hidden, log_var.astype(np.float64))
-    v, h, vp = v0.copy(), np.empty((9, 7), dtype), np.empty((9, 11), dtype)
+    v, h = v0.copy(), np.empty((n_chains, 7), dtype)
+    vp = np.empty((n_chains, 11), dtype)
     with threadpool_limits(1, user_api="blas"):
         assert _sampling.gibbs_chain(v, h, W, b, c, 4, 11, 20, 2, n_threads, vp, visible,
                                      hidden, log_var) == ctr

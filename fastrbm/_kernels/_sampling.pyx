@@ -494,13 +494,20 @@ def gibbs_chain(floating[:, ::1] v, floating[:, ::1] h, const floating[:, ::1] W
     cdef floating *v_up = &vs[0, 0] if scaled else &v[0, 0]
     if vis == GAUSSIAN:
         _sigma_from_log_var(&log_var[0], nv, &sigma[0], &inv_var[0])
+    # Few chains work on W's transpose, as cd_epoch's small mini-batches (see _up); the
+    # rule depends on the shape only.
+    cdef bint transposed = n <= 32
+    cdef floating[:, ::1] WT_buf = np.empty((nv if transposed else 0, nh), dtype)
+    cdef const floating *Wk = &WT_buf[0, 0] if transposed else &W[0, 0]
     with nogil:
+        if transposed:
+            _transpose_rows(&W[0, 0], 0, nh, nv, nh, &WT_buf[0, 0])
         if scaled:
             _scale_rows(&v[0, 0], n, nv, &inv_var[0], v_up, n_threads)
         for step in range(n_steps):
-            _up(v_up, n, nv, &W[0, 0], False, nh, &c[0], &hp[0, 0], &h[0, 0], seed, counter,
+            _up(v_up, n, nv, Wk, transposed, nh, &c[0], &hp[0, 0], &h[0, 0], seed, counter,
                 n_blocks, n_threads, hid)
-            _down(&h[0, 0], n, nh, &W[0, 0], False, nv, 1, &b[0], &vp[0, 0], &v[0, 0], seed,
+            _down(&h[0, 0], n, nh, Wk, transposed, nv, 1, &b[0], &vp[0, 0], &v[0, 0], seed,
                   counter + 1, n_blocks, n_threads, vis, &sigma[0], &inv_var[0],
                   v_up if scaled else NULL)
             counter += 2
