@@ -463,3 +463,15 @@ def test_cd_epoch_small_batches_with_whole_transpose_tiles(dtype):
                         f64(q), **kw)
     for g, w in zip(got[:3], want[:3]):
         np.testing.assert_allclose(g, w, rtol=RTOL[dtype], atol=RTOL[dtype] * 0.1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch_size", [10, 40])  # W's transpose, and W itself
+def test_gemm_floor_leaves_the_weights_in_place(dtype, batch_size):
+    # The benchmark floor nudges W by 1e-30-sized updates; small batches run on its
+    # transpose, which must come back into W.
+    X, W, _, _ = _problem(dtype, n=95, nv=40, nh=34)
+    W_in = W.copy()
+    with threadpool_limits(1, user_api="blas"):
+        _sampling.gemm_floor(X, W, batch_size)
+    np.testing.assert_allclose(W, W_in, rtol=1e-6, atol=0)

@@ -952,23 +952,35 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
 
 def gemm_floor(const floating[:, ::1] X, floating[:, ::1] W, Py_ssize_t batch_size):
     """The GEMM floor of a CD-1 epoch, for benchmarks: the five GEMMs of each mini-batch
-    (three layer products, two weight-gradient products) as whole BLAS calls, threaded by
-    the BLAS library as its caller configured it, with no elementwise work."""
+    (three layer products, two weight-gradient products) as whole BLAS calls in the
+    layout cd_epoch uses (W's transpose for batches of up to 32 rows), threaded by the BLAS
+    library as its caller configured it, with no elementwise work. W receives tiny
+    updates (its transpose's, copied back, for small batches)."""
     cdef Py_ssize_t n_samples = X.shape[0], nv = X.shape[1], nh = W.shape[0], n, start
     dtype = np.float32 if floating is float else np.float64
     cdef floating[:, ::1] H1 = np.zeros((batch_size, nh), dtype)
     cdef floating[:, ::1] H2 = np.zeros((batch_size, nh), dtype)
     cdef floating[:, ::1] V1 = np.zeros((batch_size, nv), dtype)
     cdef floating tiny = 1e-30
+    cdef bint transposed = batch_size <= 32
+    cdef floating[:, ::1] WT_buf = np.empty((nv if transposed else 0, nh), dtype)
+    cdef floating *Wk = &WT_buf[0, 0] if transposed else &W[0, 0]
     with nogil:
+        if transposed:
+            _transpose_rows(&W[0, 0], 0, nh, nv, nh, Wk)
         start = 0
         while start < n_samples:
             n = min(batch_size, n_samples - start)
-            _gemm(c'N', c'T', n, nh, nv, 1, &X[start, 0], nv, &W[0, 0], nv, 0, &H1[0, 0], nh)
-            _gemm(c'N', c'N', n, nv, nh, 1, &H1[0, 0], nh, &W[0, 0], nv, 0, &V1[0, 0], nv)
-            _gemm(c'N', c'T', n, nh, nv, 1, &V1[0, 0], nv, &W[0, 0], nv, 0, &H2[0, 0], nh)
-            _gemm(c'T', c'N', nh, nv, n, tiny, &H1[0, 0], nh, &X[start, 0], nv, 1,
-                  &W[0, 0], nv)
-            _gemm(c'T', c'N', nh, nv, n, -tiny, &H2[0, 0], nh, &V1[0, 0], nv, 1,
-                  &W[0, 0], nv)
+            if transposed:
+                _gemm(c'N', c'N', n, nh, nv, 1, &X[start, 0], nv, Wk, nh, 0, &H1[0, 0], nh)
+                _gemm(c'N', c'T', n, nv, nh, 1, &H1[0, 0], nh, Wk, nh, 0, &V1[0, 0], nv)
+                _gemm(c'N', c'N', n, nh, nv, 1, &V1[0, 0], nv, Wk, nh, 0, &H2[0, 0], nh)
+            else:
+                _gemm(c'N', c'T', n, nh, nv, 1, &X[start, 0], nv, Wk, nv, 0, &H1[0, 0], nh)
+                _gemm(c'N', c'N', n, nv, nh, 1, &H1[0, 0], nh, Wk, nv, 0, &V1[0, 0], nv)
+                _gemm(c'N', c'T', n, nh, nv, 1, &V1[0, 0], nv, Wk, nv, 0, &H2[0, 0], nh)
+            _weight_gemm(transposed, 0, nh, nv, nh, n, tiny, &H1[0, 0], &X[start, 0], 1, Wk)
+            _weight_gemm(transposed, 0, nh, nv, nh, n, -tiny, &H2[0, 0], &V1[0, 0], 1, Wk)
             start += n
+        if transposed:
+            _transpose_rows(Wk, 0, nv, nh, nv, &W[0, 0])
