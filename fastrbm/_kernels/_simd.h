@@ -263,6 +263,13 @@ static inline double frb_cos2pi(double u)
 /* The row kernels, once for float (suffix _f32) and once for double (_f64): _simd_rows.h
  * is a template instantiated by including it with T and the scalar helpers defined; it
  * undefines them at its end. */
+#if defined(__GNUC__) && !defined(__clang__)
+/* The clamps of exp (x < -87 ? -87 : x) are branches to gcc without fast-math; jump
+ * threading then specialises the rest of a row loop for the clamped lanes, which put two
+ * masked divisions in the vectorised sigmoid (measured: 0.43 against 0.32 ns per element). */
+#pragma GCC push_options
+#pragma GCC optimize("no-thread-jumps")
+#endif
 #define FRB_LANES 16
 #define T float
 #define FRB_NAME(name) frb_##name##_f32
@@ -286,5 +293,8 @@ static inline double frb_cos2pi(double u)
 #define FRB_ONE 1.0
 #define FRB_2POW_M24 0x1p-24
 #include "_simd_rows.h"
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
 
 #endif
