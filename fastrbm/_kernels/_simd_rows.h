@@ -3,7 +3,10 @@
  * suffixed name, FRB_EXP / FRB_SOFTPLUS / FRB_LOG / FRB_SQRT / FRB_COS2PI the scalar helpers of
  * that precision. */
 
-/* The uniform in [0, 1) at column j of the row keyed by (klo, khi). */
+/* The uniform in [0, 1) at column j of the row keyed by (klo, khi). The row loops below
+ * count columns in a uint32_t of their own: computed from the ptrdiff_t loop index, the
+ * column kept 64-bit vector lanes and a narrowing shuffle per vector (sigmoid + sample
+ * 0.78 -> 0.65 ns per element). */
 static inline T FRB_NAME(uniform_at)(uint32_t klo, uint32_t khi, uint32_t j)
 {
     return (T)(int32_t)(frb_bits(klo, khi, j) >> 8) * FRB_2POW_M24;
@@ -24,11 +27,11 @@ FRB_CLONES static void FRB_NAME(sigmoid_sample)(const T *acc, T scale, const T *
                                                 T *sample, ptrdiff_t n, uint64_t key,
                                                 uint32_t j0)
 {
-    uint32_t klo = (uint32_t)key, khi = (uint32_t)(key >> 32);
-    for (ptrdiff_t j = 0; j < n; j++) {
+    uint32_t klo = (uint32_t)key, khi = (uint32_t)(key >> 32), col = j0;
+    for (ptrdiff_t j = 0; j < n; j++, col++) {
         T p = FRB_ONE / (FRB_ONE + FRB_EXP(-(scale * acc[j] + bias[j])));
         prob[j] = p;
-        sample[j] = FRB_NAME(uniform_at)(klo, khi, j0 + (uint32_t)j) < p ? FRB_ONE : 0;
+        sample[j] = FRB_NAME(uniform_at)(klo, khi, col) < p ? FRB_ONE : 0;
     }
 }
 
@@ -55,8 +58,9 @@ FRB_CLONES static void FRB_NAME(gauss_sample)(const T *acc, T scale, const T *bi
         mean[j] = scale * acc[j] + bias[j];
     if (sample == NULL)
         return;
-    for (ptrdiff_t j = 0; j < n; j++)
-        sample[j] = mean[j] + sigma[j] * FRB_NAME(normal_at)(klo, khi, j0 + (uint32_t)j);
+    uint32_t col = j0;
+    for (ptrdiff_t j = 0; j < n; j++, col++)
+        sample[j] = mean[j] + sigma[j] * FRB_NAME(normal_at)(klo, khi, col);
     if (scaled != NULL)
         for (ptrdiff_t j = 0; j < n; j++)
             scaled[j] = sample[j] * inv_var[j];
@@ -77,10 +81,11 @@ FRB_CLONES static void FRB_NAME(nrelu_sample)(const T *acc, T scale, const T *bi
         }
         return;
     }
-    for (ptrdiff_t j = 0; j < n; j++) {
+    uint32_t col = j0;
+    for (ptrdiff_t j = 0; j < n; j++, col++) {
         T x = scale * acc[j] + bias[j];
         T p = FRB_ONE / (FRB_ONE + FRB_EXP(-x));
-        T y = x + FRB_SQRT(p) * FRB_NAME(normal_at)(klo, khi, j0 + (uint32_t)j);
+        T y = x + FRB_SQRT(p) * FRB_NAME(normal_at)(klo, khi, col);
         mean[j] = x > 0 ? x : 0;
         sample[j] = y > 0 ? y : 0;
     }
@@ -89,15 +94,17 @@ FRB_CLONES static void FRB_NAME(nrelu_sample)(const T *acc, T scale, const T *bi
 FRB_CLONES static void FRB_NAME(normal)(T *out, ptrdiff_t n, uint64_t key)
 {
     uint32_t klo = (uint32_t)key, khi = (uint32_t)(key >> 32);
-    for (ptrdiff_t j = 0; j < n; j++)
-        out[j] = FRB_NAME(normal_at)(klo, khi, (uint32_t)j);
+    uint32_t col = 0;
+    for (ptrdiff_t j = 0; j < n; j++, col++)
+        out[j] = FRB_NAME(normal_at)(klo, khi, col);
 }
 
 FRB_CLONES static void FRB_NAME(uniform)(T *out, ptrdiff_t n, uint64_t key)
 {
     uint32_t klo = (uint32_t)key, khi = (uint32_t)(key >> 32);
-    for (ptrdiff_t j = 0; j < n; j++)
-        out[j] = FRB_NAME(uniform_at)(klo, khi, (uint32_t)j);
+    uint32_t col = 0;
+    for (ptrdiff_t j = 0; j < n; j++, col++)
+        out[j] = FRB_NAME(uniform_at)(klo, khi, col);
 }
 
 /* Annealing: with y1 = s1 * a + b1 and y0 = s0 * a + b0 (a row of pre-activations at two
