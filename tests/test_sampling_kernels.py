@@ -451,7 +451,7 @@ def test_transpose_rows_matches_numpy(dtype, shape):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_cd_epoch_small_batches_with_whole_transpose_tiles(dtype):
-    # nh, nv above the 16 x 16 tile: the refreshed transposed W goes through the tile path.
+    # nh, nv above the 16 x 16 tile: W and its transpose are copied through the tile path.
     X, W, b, c = _problem(dtype, n=47, nv=40, nh=34)
     chain = np.zeros((5, 34), dtype)
     vel = [np.zeros_like(W), np.zeros_like(b), np.zeros_like(c)]
