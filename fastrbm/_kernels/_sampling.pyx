@@ -840,7 +840,9 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
     # Work buffers, allocated once per epoch and reused by every batch.
     cdef floating[:, ::1] Vbuf = np.empty((batch_size if sparse else 1, nv), dtype)
     cdef floating[:, ::1] Hpos = np.empty((batch_size, nh), dtype)
-    cdef floating[:, ::1] Hs = np.empty((max(neg_rows, batch_size), nh), dtype)
+    # The negative chains' hidden state: PCD advances the persistent chains in place.
+    cdef floating[:, ::1] Hs_buf = np.empty((0 if persistent else batch_size, nh), dtype)
+    cdef floating *Hs = &chain[0, 0] if persistent else &Hs_buf[0, 0]
     cdef floating[:, ::1] Hneg = np.empty((neg_rows, nh), dtype)
     cdef floating[:, ::1] Vneg = np.empty((neg_rows, nv), dtype)
     cdef floating[:, ::1] Vprob = np.empty((neg_rows, nv), dtype)
@@ -920,27 +922,24 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
 
             # Positive phase: hidden probabilities given the data (and a sample for CD).
             _up(Vs0, n, nv, Wk, transposed, nh, &c[0], &Hpos[0, 0],
-                NULL if persistent else &Hs[0, 0], seed, counter, n_blocks, n_threads, hid)
+                NULL if persistent else Hs, seed, counter, n_blocks, n_threads, hid)
             if persistent:
                 n_neg = n_chains
-                memcpy(&Hs[0, 0], &chain[0, 0], n_chains * nh * sizeof(floating))
             else:
                 n_neg = n
                 counter += 1
 
             # Negative phase: k Gibbs steps from the hidden state in Hs.
             for step in range(k):
-                _down(&Hs[0, 0], n_neg, nh, Wk, transposed, nv, 1, &b[0], &Vprob[0, 0],
+                _down(Hs, n_neg, nh, Wk, transposed, nv, 1, &b[0], &Vprob[0, 0],
                       &Vneg[0, 0], seed, counter, n_blocks, n_threads, vis, sig, ivar,
                       Vsn if scaled else NULL)
                 counter += 1
                 sample_h = persistent or step < k - 1
                 _up(Vsn, n_neg, nv, Wk, transposed, nh, &c[0], &Hneg[0, 0],
-                    &Hs[0, 0] if sample_h else NULL, seed, counter, n_blocks, n_threads, hid)
+                    Hs if sample_h else NULL, seed, counter, n_blocks, n_threads, hid)
                 if sample_h:
                     counter += 1
-            if persistent:
-                memcpy(&chain[0, 0], &Hs[0, 0], n_chains * nh * sizeof(floating))
 
             # Update, in parallel tasks (see n_tasks above).
             if not plain and sparsity_cost != 0:
