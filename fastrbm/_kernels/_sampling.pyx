@@ -290,6 +290,15 @@ cdef inline void _transpose_rows(const floating *W, Py_ssize_t i0, Py_ssize_t i1
         frb_transpose_rows_f64(W, i0, i1, nv, nh, WT)
 
 
+cdef floating[:, ::1] _transposed_copy(const floating[:, ::1] A):
+    """A new C-ordered array holding A's transpose (the working layout of small batches)."""
+    cdef floating[:, ::1] AT = np.empty((A.shape[1], A.shape[0]),
+                                        np.float32 if floating is float else np.float64)
+    if A.shape[0] and A.shape[1]:
+        _transpose_rows(&A[0, 0], 0, A.shape[0], A.shape[1], A.shape[0], &AT[0, 0])
+    return AT
+
+
 cdef void _add_colsum(const floating *A, Py_ssize_t rows, Py_ssize_t ld, Py_ssize_t cols,
                       floating alpha, floating *out) noexcept nogil:
     """out[:cols] += alpha * A[:rows, :cols].sum(axis=0), rows summed in a fixed order."""
@@ -545,11 +554,9 @@ def gibbs_chain(floating[:, ::1] v, floating[:, ::1] h, const floating[:, ::1] W
     if vis == GAUSSIAN:
         _sigma_from_log_var(&log_var[0], nv, &sigma[0], &inv_var[0])
     cdef bint transposed = _works_transposed(n)  # as cd_epoch's mini-batches
-    cdef floating[:, ::1] WT_buf = np.empty((nv if transposed else 0, nh), dtype)
-    cdef const floating *Wk = &WT_buf[0, 0] if transposed else &W[0, 0]
+    cdef floating[:, ::1] WT = _transposed_copy(W) if transposed else None
+    cdef const floating *Wk = &WT[0, 0] if transposed else &W[0, 0]
     with nogil:
-        if transposed:
-            _transpose_rows(&W[0, 0], 0, nh, nv, nh, &WT_buf[0, 0])
         if scaled:
             _scale_rows(&v[0, 0], n, nv, &inv_var[0], v_up, n_threads)
         for step in range(n_steps):
@@ -892,10 +899,9 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
     # Small mini-batches work on the transposes of W, W_vel and G for the whole epoch (see
     # _works_transposed; H @ W goes as fast either way), copied in here and back at the end.
     cdef bint transposed = _works_transposed(batch_size)
-    cdef floating[:, ::1] WT_buf = np.empty((nv if transposed else 0, nh), dtype)
-    cdef floating[:, ::1] WvT_buf = np.empty((nv if transposed and not plain else 0, nh),
-                                             dtype)
-    cdef floating *Wk = &WT_buf[0, 0] if transposed else &W[0, 0]
+    cdef floating[:, ::1] WT = _transposed_copy(W) if transposed else None
+    cdef floating[:, ::1] WvT = _transposed_copy(W_vel) if transposed and not plain else None
+    cdef floating *Wk = &WT[0, 0] if transposed else &W[0, 0]
     if plain:  # no gradient buffer: the GEMMs accumulate into the weights
         G = np.empty((1, 1), dtype)
     elif transposed:
@@ -910,7 +916,7 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
     if not plain:
         Wv, bv, cv, q = &W_vel[0, 0], &b_vel[0], &c_vel[0], &q_hidden[0]
         if transposed:
-            Wv = &WvT_buf[0, 0]
+            Wv = &WvT[0, 0]
     # Update tasks: task t updates hidden block t (its weights and biases) and visible
     # bias block t, so every task has a share of both and the threads stay balanced.
     size = _block_size(nh, n_blocks)
@@ -924,10 +930,6 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
     cdef floating[::1] gz = np.zeros(nv, dtype)
 
     with nogil:
-        if transposed:
-            _transpose_rows(&W[0, 0], 0, nh, nv, nh, Wk)
-            if not plain:
-                _transpose_rows(&W_vel[0, 0], 0, nh, nv, nh, Wv)
         start = 0
         while start < n_samples:
             n = min(batch_size, n_samples - start)
@@ -1012,11 +1014,9 @@ def gemm_floor(const floating[:, ::1] X, floating[:, ::1] W, Py_ssize_t batch_si
     cdef floating[:, ::1] V1 = np.zeros((batch_size, nv), dtype)
     cdef floating tiny = 1e-30
     cdef bint transposed = _works_transposed(batch_size)
-    cdef floating[:, ::1] WT_buf = np.empty((nv if transposed else 0, nh), dtype)
-    cdef floating *Wk = &WT_buf[0, 0] if transposed else &W[0, 0]
+    cdef floating[:, ::1] WT = _transposed_copy(W) if transposed else None
+    cdef floating *Wk = &WT[0, 0] if transposed else &W[0, 0]
     with nogil:
-        if transposed:
-            _transpose_rows(&W[0, 0], 0, nh, nv, nh, Wk)
         start = 0
         while start < n_samples:
             n = min(batch_size, n_samples - start)
