@@ -16,6 +16,7 @@ _LAZY = {
     "DBNClassifier": "dbn",
     "DBNRegressor": "dbn",
     "log_partition": "likelihood",
+    "set_progress_bar": "_progress",
 }
 _SUBMODULES = ("datasets", "diagnostics", "likelihood", "plotting")
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -769,7 +769,7 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
                     improved = loss <= self.best_loss_ - self.tol
                     self.best_loss_ = min(self.best_loss_, float(loss))
                 self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
-                progress.update(self.n_iter_, **figures)
+                progress.update(f"Iteration {self.n_iter_}, loss = {loss:.8f}", **figures)
                 if self.solver == "sgd" and self.learning_rate == "invscaling":
                     self._current_lr = self._learning_rate_init() / (self.t_ + 1) ** self.power_t
                 if self._no_improvement_count > self.n_iter_no_change:
