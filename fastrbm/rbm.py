@@ -67,7 +67,7 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         "sparsity_target": [Interval(Real, 0, 1, closed="neither")],
         "sparsity_cost": [Interval(Real, 0, None, closed="left")],
         "hidden_units": [StrOptions({"bernoulli", "nrelu"})],
-        "dtype": [StrOptions({"float32", "float64"})],
+        "dtype": [StrOptions({"float32", "float64"}), None],
         "n_jobs": [Integral, None],
     }
 
@@ -113,10 +113,16 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
     # ----------------------------------------------------------------------------------
     # data
 
+    def _fit_dtype(self):
+        """The dtype(s) fit accepts as they are: scikit-learn's rule for ``dtype=None``
+        (float32 and float64 kept, anything else converted to float64)."""
+        return (np.float64, np.float32) if self.dtype is None else np.dtype(self.dtype)
+
     def _validate_X(self, X, *, reset):
-        X = validate_data(
-            self, X, accept_sparse="csr", dtype=np.dtype(self.dtype), order="C", reset=reset
-        )
+        """Validated X: at fit in the dtype :meth:`_fit_dtype` gives, afterwards in the
+        fitted model's (the engine computes in one precision)."""
+        dtype = self._fit_dtype() if reset else self.components_.dtype
+        X = validate_data(self, X, accept_sparse="csr", dtype=dtype, order="C", reset=reset)
         if sp.issparse(X):
             X.sort_indices()
             if X.indices.dtype != np.int32 or X.indptr.dtype != np.int32:
@@ -131,8 +137,7 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
     # ----------------------------------------------------------------------------------
     # fitting
 
-    def _initialize(self, n_features, rng):
-        dtype = np.dtype(self.dtype)
+    def _initialize(self, n_features, dtype, rng):
         self.components_ = np.ascontiguousarray(
             rng.normal(0, 0.01, (self.n_components, n_features)), dtype=dtype
         )
@@ -244,9 +249,19 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
                 self.n_iter_ += 1
                 self.history_["reconstruction_error"].append(float(error))
                 self.history_["time"].append(time.perf_counter() - start)
-                progress.update(self.n_iter_,
-                                reconstruction_error=self.history_["reconstruction_error"][-1],
-                                time=self.history_["time"][-1])
+                if progress.verbose:
+                    progress.update(self._iteration_line(X, self.history_["time"][-1]),
+                                    reconstruction_error=error)
+
+    def _iteration_line(self, X, seconds):
+        """What ``verbose`` prints after an epoch: scikit-learn's line, with the mean
+        pseudo-likelihood of X where it exists (Bernoulli units), else the reconstruction
+        error."""
+        if self._visible_units == "bernoulli" and self.hidden_units == "bernoulli":
+            figure = f"pseudo-likelihood = {self._pseudo_likelihood(X).mean():.2f}"
+        else:
+            figure = f"reconstruction error = {self.history_['reconstruction_error'][-1]:.4f}"
+        return f"[{type(self).__name__}] Iteration {self.n_iter_}, {figure}, time = {seconds:.2f}s"
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -267,7 +282,7 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         """
         X = self._validate_X(X, reset=True)
         self._check_values(X)
-        self._initialize(X.shape[1], check_random_state(self.random_state))
+        self._initialize(X.shape[1], X.dtype, check_random_state(self.random_state))
         self._run_epochs(X, self.n_iter)
         return self
 
@@ -295,7 +310,7 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         X = self._validate_X(X, reset=first_call)
         self._check_values(X)
         if first_call:
-            self._initialize(X.shape[1], check_random_state(self.random_state))
+            self._initialize(X.shape[1], X.dtype, check_random_state(self.random_state))
         self._run_epochs(X, 1)
         return self
 
@@ -465,7 +480,7 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         **kwargs
             Passed to :func:`fastrbm.log_partition` (``n_chains``, ``n_betas``,
             ``random_state``, ...). For AIS, ``X`` also sets the base-rate model unless
-            ``base_X`` is given.
+            ``base_X`` is given, and ``random_state`` defaults to the estimator's.
 
         Returns
         -------
@@ -481,6 +496,9 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
             method = "exact" if self._exact_units() <= 20 else "ais"
         if method == "ais":
             kwargs.setdefault("X", kwargs.pop("base_X", X))
+            # the estimator's seed, so that score is repeatable (scikit-learn's checks
+            # compare two calls) unless a random_state is passed
+            kwargs.setdefault("random_state", self.random_state)
         log_z = log_partition(self, method, **kwargs)
         return -self._free_energy(X).astype(np.float64) - log_z
 
@@ -519,7 +537,8 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
-        tags.transformer_tags.preserves_dtype = [self.dtype]
+        tags.transformer_tags.preserves_dtype = (
+            ["float64", "float32"] if self.dtype is None else [self.dtype])
         return tags
 
 
@@ -547,9 +566,11 @@ class BernoulliRBM(_BaseRBM):
     n_iter : int, default=10
         Number of passes over the training data (epochs).
     verbose : int, default=0
-        0: silent. 1: a progress bar over epochs on stderr (with tqdm installed, else as 2).
-        2 and more: one line per epoch on stdout with the reconstruction error and time, as
-        scikit-learn prints.
+        0: silent. 1 or more: scikit-learn's line after each epoch on stdout,
+        ``[BernoulliRBM] Iteration 1, pseudo-likelihood = -21.07, time = 0.12s`` (the
+        reconstruction error instead of the pseudo-likelihood for ``hidden_units="nrelu"``);
+        at a terminal also a progress bar on stderr (tqdm, see
+        :func:`fastrbm.set_progress_bar`).
     random_state : int, RandomState instance or None, default=None
         Seeds the weight initialisation and the sampling. The same seed gives a
         bit-identical model whatever the number of threads.
@@ -574,8 +595,11 @@ class BernoulliRBM(_BaseRBM):
         probabilities in the learning statistics. They have no energy function, so
         ``free_energy``, ``score_samples``, ``log_likelihood`` and ``score`` raise
         ``NotImplementedError`` for them.
-    dtype : {"float32", "float64"}, default="float32"
-        Precision of the parameters and of all computation; input is converted to it.
+    dtype : {"float32", "float64"} or None, default=None
+        Precision of the parameters and of all computation. None: that of the training
+        data, as scikit-learn's estimators (float32 stays float32, float64 stays float64,
+        anything else becomes float64); a string forces it. After fitting, input is
+        converted to the model's precision.
     n_jobs : int, default=None
         Number of threads of the compiled engine (each thread runs its share of the GEMMs
         and the elementwise work). None uses every available core when the mini-batches
@@ -643,7 +667,7 @@ class BernoulliRBM(_BaseRBM):
         sparsity_target=0.1,
         sparsity_cost=0.0,
         hidden_units="bernoulli",
-        dtype="float32",
+        dtype=None,
         n_jobs=None,
     ):
         self.n_components = n_components
@@ -692,7 +716,20 @@ class BernoulliRBM(_BaseRBM):
             Value of the pseudo-likelihood (proxy for likelihood).
         """
         check_is_fitted(self)
-        v = self._validate_X(X, reset=False)
+        return self._pseudo_likelihood(self._validate_X(X, reset=False))
+
+    # scikit-learn's private helpers, for code written against its BernoulliRBM.
+    def _mean_hiddens(self, v):
+        """P(h=1|v) of a row or rows (scikit-learn's private name for :meth:`transform`)."""
+        v = v if sp.issparse(v) else np.asarray(v)
+        return self._hidden_probs(v[None])[0] if v.ndim == 1 else self._hidden_probs(v)
+
+    def _sample_hiddens(self, v, rng):
+        """A hidden sample given v, drawn from the NumPy ``rng`` (scikit-learn's helper)."""
+        p = self._mean_hiddens(v)
+        return rng.uniform(size=p.shape) < p
+
+    def _pseudo_likelihood(self, v):
         self._check_energy_defined("the pseudo-likelihood")
         rng = check_random_state(self.random_state)
         ind = (np.arange(v.shape[0]), rng.randint(0, v.shape[1], v.shape[0]))
@@ -747,8 +784,9 @@ class GaussianBernoulliRBM(_BaseRBM):
     n_iter : int, default=10
         Number of passes over the training data (epochs).
     verbose : int, default=0
-        0: silent. 1: a progress bar over epochs on stderr (with tqdm installed, else as 2).
-        2 and more: one line per epoch on stdout with the reconstruction error and time.
+        0: silent. 1 or more: a line after each epoch on stdout,
+        ``[GaussianBernoulliRBM] Iteration 1, reconstruction error = 0.5012, time = 0.12s``;
+        at a terminal also a progress bar on stderr (see :func:`fastrbm.set_progress_bar`).
     random_state : int, RandomState instance or None, default=None
         Seeds the weight initialisation and the sampling. The same seed gives a
         bit-identical model whatever the number of threads.
@@ -774,8 +812,9 @@ class GaussianBernoulliRBM(_BaseRBM):
     learn_sigma : bool, default=False
         Learn each visible unit's standard deviation (through z = log sigma^2, Cho et al.
         2011), starting at 1, with the same learning rate and momentum as the weights.
-    dtype : {"float32", "float64"}, default="float32"
-        Precision of the parameters and of all computation; input is converted to it.
+    dtype : {"float32", "float64"} or None, default=None
+        Precision of the parameters and of all computation. None: that of the training
+        data (float32 stays float32, anything else becomes float64); a string forces it.
     n_jobs : int, default=None
         Number of threads of the compiled engine. The model does not depend on it.
 
@@ -860,7 +899,7 @@ class GaussianBernoulliRBM(_BaseRBM):
         sparsity_cost=0.0,
         hidden_units="bernoulli",
         learn_sigma=False,
-        dtype="float32",
+        dtype=None,
         n_jobs=None,
     ):
         self.n_components = n_components

@@ -1,6 +1,7 @@
 """BernoulliRBM: a drop-in for scikit-learn's, plus the extensions."""
 import inspect
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -43,7 +44,7 @@ EXPECTED_FAILED_CHECKS = {
 
 
 @pytest.mark.filterwarnings("ignore:BernoulliRBM models binary data")
-@parametrize_with_checks([BernoulliRBM(n_iter=2, n_components=8)],
+@parametrize_with_checks([BernoulliRBM()],
                          expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
@@ -94,18 +95,37 @@ def test_pipeline_with_logistic_regression(digits):
     assert pipe.score(X_test, y_test) > 0.9
 
 
-def test_float32_preserved_and_float64_on_request(digits):
+def test_dtype_follows_the_data_as_scikit_learn(digits):
     X, _ = digits
-    m32 = BernoulliRBM(n_components=8, n_iter=1, random_state=0).fit(X.astype(np.float64))
-    assert m32.components_.dtype == np.float32
-    assert m32.transform(X).dtype == np.float32
-    assert m32.score_samples(X).dtype == np.float32
-    m64 = BernoulliRBM(n_components=8, n_iter=1, random_state=0, dtype="float64").fit(X)
-    for attr in ["components_", "intercept_hidden_", "intercept_visible_", "h_samples_"]:
-        assert getattr(m64, attr).dtype == np.float64
-    assert m64.transform(X).dtype == np.float64
+    kw = dict(n_components=8, n_iter=1, random_state=0)
+    m32 = BernoulliRBM(**kw).fit(X.astype(np.float32))
+    m64 = BernoulliRBM(**kw).fit(X.astype(np.float64))
+    m_int = BernoulliRBM(**kw).fit((X > 0.5).astype(np.int64))
+    for model, dtype in [(m32, np.float32), (m64, np.float64), (m_int, np.float64)]:
+        for attr in ["components_", "intercept_hidden_", "intercept_visible_", "h_samples_"]:
+            assert getattr(model, attr).dtype == dtype
+        assert model.transform(X).dtype == dtype  # in the model's precision
+        assert model.score_samples(X).dtype == dtype
+    assert BernoulliRBM().__sklearn_tags__().transformer_tags.preserves_dtype == [
+        "float64", "float32"]
     # The two precisions train the same model up to rounding.
     np.testing.assert_allclose(m32.components_, m64.components_, atol=1e-4)
+
+
+def test_explicit_dtype_forces_the_precision(digits):
+    X, _ = digits
+    forced = BernoulliRBM(n_components=8, n_iter=1, random_state=0, dtype="float32")
+    forced.fit(X.astype(np.float64))
+    assert forced.components_.dtype == np.float32
+    assert forced.transform(X.astype(np.float64)).dtype == np.float32
+    assert forced.__sklearn_tags__().transformer_tags.preserves_dtype == ["float32"]
+
+
+def test_partial_fit_keeps_the_dtype_of_the_first_chunk(digits):
+    X, _ = digits
+    m = BernoulliRBM(n_components=8, random_state=0).partial_fit(X[:100].astype(np.float32))
+    m.partial_fit(X[100:200].astype(np.float64))
+    assert m.components_.dtype == np.float32 and m.h_samples_.dtype == np.float32
 
 
 @pytest.mark.parametrize("persistent", [True, False])
@@ -222,29 +242,80 @@ def test_generation_learns_the_data_marginals(binary_data):
     np.testing.assert_allclose(samples.mean(axis=0), X.mean(axis=0), atol=0.08)
 
 
-def test_history_and_verbose(digits, capsys):
+SKLEARN_LINE = (r"\[BernoulliRBM\] Iteration {}, pseudo-likelihood = -?\d+\.\d\d, "
+                r"time = \d+\.\d\ds\n")
+
+
+def test_history_and_silence_by_default(digits, capsys):
     X, _ = digits
     m = BernoulliRBM(n_components=8, n_iter=3, random_state=0).fit(X)
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
     assert len(m.history_["time"]) == 3 and m.n_iter_ == 3
-    BernoulliRBM(n_components=8, n_iter=2, random_state=0, verbose=2).fit(X)
-    out = capsys.readouterr().out
-    assert out.count("[BernoulliRBM] Iteration") == 2
-    assert "reconstruction error = " in out
 
 
-def test_verbose_1_shows_a_progress_bar_on_stderr(digits, capsys):
-    pytest.importorskip("tqdm")
+@pytest.mark.parametrize("verbose", [1, True, 2])
+def test_verbose_prints_scikit_learns_lines_on_stdout(digits, capsys, verbose):
+    # Captured output is not a terminal: lines only, no progress bar on stderr.
     X, _ = digits
-    BernoulliRBM(n_components=8, n_iter=2, random_state=0, verbose=1).fit(X)
+    BernoulliRBM(n_components=8, n_iter=2, random_state=0, verbose=verbose).fit(X)
     captured = capsys.readouterr()
-    assert captured.out == ""
+    assert re.fullmatch(SKLEARN_LINE.format(1) + SKLEARN_LINE.format(2), captured.out)
+    assert captured.err == ""
+
+
+def test_verbose_line_matches_the_models_pseudo_likelihood(digits, capsys):
+    X, _ = digits
+    m = BernoulliRBM(n_components=8, n_iter=1, random_state=0, verbose=1).fit(X)
+    printed = float(re.search(r"pseudo-likelihood = (\S+),", capsys.readouterr().out)[1])
+    assert printed == pytest.approx(m.score_samples(X).mean(), abs=0.006)
+
+
+def test_verbose_with_nrelu_units_prints_the_reconstruction_error(digits, capsys):
+    X, _ = digits
+    BernoulliRBM(n_components=8, n_iter=1, random_state=0, hidden_units="nrelu",
+                 learning_rate=0.01, verbose=1).fit(X)
+    assert re.fullmatch(r"\[BernoulliRBM\] Iteration 1, reconstruction error = \d\.\d{4}, "
+                        r"time = \d+\.\d\ds\n", capsys.readouterr().out)
+
+
+def test_verbose_with_feature_names_does_not_warn(digits):
+    pd = pytest.importorskip("pandas")
+    X, _ = digits
+    df = pd.DataFrame(X, columns=[f"px{i}" for i in range(64)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        BernoulliRBM(n_components=4, n_iter=1, random_state=0, verbose=1).fit(df)
+
+
+def test_progress_bar_on_request_goes_to_stderr(digits, capsys):
+    pytest.importorskip("tqdm")
+    import fastrbm
+
+    X, _ = digits
+    previous = fastrbm.set_progress_bar(True)
+    try:
+        BernoulliRBM(n_components=8, n_iter=2, random_state=0, verbose=1).fit(X)
+    finally:
+        fastrbm.set_progress_bar(previous)
+    captured = capsys.readouterr()
+    assert re.fullmatch(SKLEARN_LINE.format(1) + SKLEARN_LINE.format(2), captured.out)
     assert "BernoulliRBM" in captured.err and "epoch" in captured.err
+    # verbose=0 stays silent even when bars are asked for
+    previous = fastrbm.set_progress_bar(True)
+    try:
+        BernoulliRBM(n_components=8, n_iter=1, random_state=0).fit(X)
+    finally:
+        fastrbm.set_progress_bar(previous)
+    assert capsys.readouterr() == ("", "")
+    with pytest.raises(ValueError, match="None, True or False"):
+        fastrbm.set_progress_bar("yes")
 
 
-def test_verbose_1_without_tqdm_prints_lines(digits, capsys, monkeypatch):
+def test_verbose_without_tqdm_prints_the_same_lines(digits, capsys, monkeypatch):
     import builtins
+
+    import fastrbm
 
     real_import = builtins.__import__
 
@@ -255,8 +326,14 @@ def test_verbose_1_without_tqdm_prints_lines(digits, capsys, monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_tqdm)
     X, _ = digits
-    BernoulliRBM(n_components=8, n_iter=2, random_state=0, verbose=1).fit(X)
-    assert capsys.readouterr().out.count("[BernoulliRBM] Iteration") == 2
+    previous = fastrbm.set_progress_bar(True)
+    try:
+        BernoulliRBM(n_components=8, n_iter=2, random_state=0, verbose=1).fit(X)
+    finally:
+        fastrbm.set_progress_bar(previous)
+    captured = capsys.readouterr()
+    assert re.fullmatch(SKLEARN_LINE.format(1) + SKLEARN_LINE.format(2), captured.out)
+    assert captured.err == ""
 
 
 def test_values_outside_unit_interval_warn(digits):
@@ -268,9 +345,10 @@ def test_values_outside_unit_interval_warn(digits):
         BernoulliRBM(n_components=4, n_iter=1).fit(X)
 
 
-def test_divergence_raises_and_keeps_a_finite_model():
-    X = np.eye(20)
-    m = BernoulliRBM(n_components=5, learning_rate=1e38, n_iter=3, random_state=0,
+@pytest.mark.parametrize("dtype, learning_rate", [(np.float32, 1e38), (np.float64, 1e308)])
+def test_divergence_raises_and_keeps_a_finite_model(dtype, learning_rate):
+    X = np.eye(20, dtype=dtype)
+    m = BernoulliRBM(n_components=5, learning_rate=learning_rate, n_iter=3, random_state=0,
                      momentum=0.9)
     with pytest.raises(FloatingPointError, match="diverged in epoch"):
         m.fit(X)
@@ -310,15 +388,20 @@ def test_absurd_parameters_are_rejected(params):
         BernoulliRBM(**params).fit(np.eye(4))
 
 
-@pytest.mark.parametrize("convert", [
-    lambda X: X.astype(bool), lambda X: X.astype(np.int64), lambda X: X.astype(np.float16),
-    np.asfortranarray, lambda X: np.repeat(X, 2, axis=1)[:, ::2], sp.csc_matrix, sp.coo_matrix,
+@pytest.mark.parametrize("convert, dtype", [
+    (lambda X: X.astype(bool), np.float64), (lambda X: X.astype(np.int64), np.float64),
+    (lambda X: X.astype(np.float16), np.float64), (np.asfortranarray, np.float32),
+    (lambda X: np.repeat(X, 2, axis=1)[:, ::2], np.float32), (sp.csc_matrix, np.float32),
+    (sp.coo_matrix, np.float32),
 ])
-def test_accepted_input_kinds_train_the_same_model(convert):
+def test_accepted_input_kinds_train_the_same_model(convert, dtype):
+    # Layouts and sparse formats change nothing; other dtypes train in float64.
     X = (np.random.default_rng(0).random((40, 6)) < 0.5).astype(np.float32)
     kw = dict(n_components=3, n_iter=2, random_state=0)
-    expected = BernoulliRBM(**kw).fit(X).components_
-    np.testing.assert_array_equal(BernoulliRBM(**kw).fit(convert(X)).components_, expected)
+    expected = BernoulliRBM(**kw).fit(X.astype(dtype)).components_
+    actual = BernoulliRBM(**kw).fit(convert(X)).components_
+    assert actual.dtype == dtype
+    np.testing.assert_array_equal(actual, expected)
 
 
 def test_rejected_call_leaves_the_model_unchanged(digits):
@@ -383,7 +466,7 @@ def test_pandas_input_output_and_feature_names(digits):
     assert list(names) == [f"bernoullirbm{i}" for i in range(5)]
     out = m.set_output(transform="pandas").transform(df)
     assert isinstance(out, pd.DataFrame) and list(out.columns) == list(names)
-    assert out.dtypes.iloc[0] == np.float32
+    assert out.dtypes.iloc[0] == np.float32  # float32 data, float32 model
     np.testing.assert_array_equal(out.to_numpy(), BernoulliRBM(
         n_components=5, n_iter=1, random_state=0).fit(X).transform(X))
 
@@ -478,9 +561,12 @@ def test_threads_fitting_and_transforming_concurrently_match_serial(digits):
             lambda s: BernoulliRBM(n_components=32, n_iter=2, random_state=s).fit(X), seeds))
         for model, expected in zip(fitted, serial):
             np.testing.assert_array_equal(model.components_, expected)
+        # each chunk as transformed alone (BLAS may round a row differently inside
+        # matrices of other sizes, so the chunks are compared with themselves)
         chunks = np.array_split(X, 6)
         together = list(pool.map(fitted[0].transform, chunks))
-    np.testing.assert_array_equal(np.vstack(together), fitted[0].transform(X))
+    for chunk, out in zip(chunks, together):
+        np.testing.assert_array_equal(out, fitted[0].transform(chunk))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

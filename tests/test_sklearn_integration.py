@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler
+from threadpoolctl import threadpool_limits
 
 from fastrbm import BernoulliRBM
 from fastrbm.datasets import load_digits
@@ -43,7 +44,8 @@ def test_grid_search_with_process_workers_matches_serial(digits):
     pipe = Pipeline([("rbm", BernoulliRBM(n_iter=5, random_state=0)),
                      ("logistic", LogisticRegression(C=100, max_iter=1000))])
     grid = {"rbm__n_components": [8, 64], "rbm__learning_rate": [0.01, 0.06]}
-    serial = GridSearchCV(pipe, grid, cv=3, n_jobs=1).fit(X, y)
+    with threadpool_limits(1, user_api="blas"):  # as in loky's workers: BLAS rounds alike
+        serial = GridSearchCV(pipe, grid, cv=3, n_jobs=1).fit(X, y)
     with joblib.parallel_config(backend="loky", max_nbytes="1K"):  # X goes as a memmap
         parallel = GridSearchCV(pipe, grid, cv=3, n_jobs=2).fit(X, y)
     assert parallel.best_params_ == serial.best_params_
