@@ -288,34 +288,39 @@ def test_verbose_with_feature_names_does_not_warn(digits):
         BernoulliRBM(n_components=4, n_iter=1, random_state=0, verbose=1).fit(df)
 
 
-def test_progress_bar_on_request_goes_to_stderr(digits, capsys):
+@pytest.fixture
+def bars_on_request():
+    """Progress bars asked for explicitly (restored after the test)."""
+    import fastrbm
+
+    previous = fastrbm.set_progress_bar(True)
+    yield
+    fastrbm.set_progress_bar(previous)
+
+
+def _fit_two_verbose_epochs(X):
+    BernoulliRBM(n_components=8, n_iter=2, random_state=0, verbose=1).fit(X)
+
+
+def test_progress_bar_on_request_goes_to_stderr(digits, capsys, bars_on_request):
     pytest.importorskip("tqdm")
     import fastrbm
 
     X, _ = digits
-    previous = fastrbm.set_progress_bar(True)
-    try:
-        BernoulliRBM(n_components=8, n_iter=2, random_state=0, verbose=1).fit(X)
-    finally:
-        fastrbm.set_progress_bar(previous)
+    _fit_two_verbose_epochs(X)
     captured = capsys.readouterr()
     assert re.fullmatch(SKLEARN_LINE.format(1) + SKLEARN_LINE.format(2), captured.out)
     assert "BernoulliRBM" in captured.err and "epoch" in captured.err
     # verbose=0 stays silent even when bars are asked for
-    previous = fastrbm.set_progress_bar(True)
-    try:
-        BernoulliRBM(n_components=8, n_iter=1, random_state=0).fit(X)
-    finally:
-        fastrbm.set_progress_bar(previous)
+    BernoulliRBM(n_components=8, n_iter=1, random_state=0).fit(X)
     assert capsys.readouterr() == ("", "")
     with pytest.raises(ValueError, match="None, True or False"):
         fastrbm.set_progress_bar("yes")
 
 
-def test_verbose_without_tqdm_prints_the_same_lines(digits, capsys, monkeypatch):
+def test_verbose_without_tqdm_prints_the_same_lines(digits, capsys, monkeypatch,
+                                                    bars_on_request):
     import builtins
-
-    import fastrbm
 
     real_import = builtins.__import__
 
@@ -326,11 +331,7 @@ def test_verbose_without_tqdm_prints_the_same_lines(digits, capsys, monkeypatch)
 
     monkeypatch.setattr(builtins, "__import__", no_tqdm)
     X, _ = digits
-    previous = fastrbm.set_progress_bar(True)
-    try:
-        BernoulliRBM(n_components=8, n_iter=2, random_state=0, verbose=1).fit(X)
-    finally:
-        fastrbm.set_progress_bar(previous)
+    _fit_two_verbose_epochs(X)
     captured = capsys.readouterr()
     assert re.fullmatch(SKLEARN_LINE.format(1) + SKLEARN_LINE.format(2), captured.out)
     assert captured.err == ""
