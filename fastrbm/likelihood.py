@@ -1,6 +1,6 @@
-"""Log partition functions and log-likelihoods of RBMs: exact enumeration for small models,
-Annealed Importance Sampling (Salakhutdinov & Murray 2008) for large ones (Bernoulli visible
-units; Gaussian visible units have the exact method only)."""
+"""Log partition functions of RBMs with Bernoulli hidden units and Bernoulli or Gaussian
+visible units: exact enumeration for small models, Annealed Importance Sampling
+(Salakhutdinov & Murray 2008) for large ones."""
 from numbers import Integral
 
 import numpy as np
@@ -27,7 +27,8 @@ def _parameters(model):
     if getattr(model, "hidden_units", "bernoulli") != "bernoulli":
         raise NotImplementedError(
             "log Z exists for Bernoulli hidden units only: noisy rectified linear units have "
-            "no energy function")
+            "no energy function, hence no closed-form free energy, neither exact log Z nor "
+            "AIS")
     return tuple(getattr(model, name) for name in _PARAMETERS)
 
 
@@ -43,8 +44,7 @@ def _exact_gaussian_log_partition(W, b, c, sigma):
     if n_units > MAX_EXACT_UNITS:
         raise ValueError(
             f"exact log Z of a Gaussian-Bernoulli RBM enumerates 2**{n_units} hidden states; "
-            f"that is beyond {MAX_EXACT_UNITS} units (and AIS is not implemented for "
-            "Gaussian visible units).")
+            f"that is beyond {MAX_EXACT_UNITS} units. Use method='ais'.")
     inv_var = 1.0 / sigma**2
     bits = np.arange(n_units)
     chunks = []
@@ -90,41 +90,50 @@ def ais_betas(n_betas):
                            np.linspace(0.9, 1.0, n3)])
 
 
-def _base_rate_bias(X, n_features, dtype):
-    """Visible biases of the base-rate model: the smoothed data marginals, or 0 without X."""
+def _base_visible(X, n_features, dtype, gaussian):
+    """Visible biases of AIS's base model, 0 without X. Bernoulli units: the logits of the
+    smoothed data marginals (the base-rate model). Gaussian units: the data mean (the
+    base model's variances are the model's own; a base with the data's variances measured
+    no better on trained models)."""
     if X is None:
         return np.zeros(n_features, dtype)
     X = check_array(X, accept_sparse="csr", dtype=(np.float64, np.float32))  # no copy
     if X.shape[1] != n_features:
         raise ValueError(f"X has {X.shape[1]} features, the model has {n_features}")
-    p = (np.asarray(X.sum(axis=0, dtype=np.float64)).ravel() + 1.0) / (X.shape[0] + 2.0)
+    total = np.asarray(X.sum(axis=0, dtype=np.float64)).ravel()
+    if gaussian:
+        return (total / X.shape[0]).astype(dtype)
+    p = (total + 1.0) / (X.shape[0] + 2.0)
     return np.log(p / (1 - p)).astype(dtype)
 
 
 def log_partition(model, method="exact", *, n_chains=100, n_betas=10000, betas=None, X=None,
                   random_state=None, return_std=False, n_jobs=None):
-    """log Z of a fitted Bernoulli RBM.
+    """log Z of a fitted RBM (Bernoulli hidden units, Bernoulli or Gaussian visible units).
 
     Parameters
     ----------
     model : fitted BernoulliRBM or GaussianBernoulliRBM
         Or any object with ``components_``, ``intercept_visible_`` and
         ``intercept_hidden_``, and ``sigma_`` for Gaussian visible units. Models with
-        ``hidden_units="nrelu"`` have no partition function (``NotImplementedError``).
+        ``hidden_units="nrelu"`` raise ``NotImplementedError``: noisy rectified linear
+        units have no energy function, so no closed-form free energy, and neither method
+        applies.
     method : {"exact", "ais"}, default="exact"
         ``"exact"`` enumerates the smaller layer (at most 25 units) in chunks with a
         log-sum-exp in float64; for Gaussian visible units it always enumerates the hidden
         layer and integrates the visible one in closed form. ``"ais"`` runs Annealed
-        Importance Sampling (Bernoulli visible units only).
+        Importance Sampling for either kind of visible units (see Notes).
     n_chains : int, default=100
         AIS: number of independent annealing runs.
     n_betas : int, default=10000
         AIS: number of inverse temperatures (see :func:`ais_betas`).
     betas : array-like, default=None
         AIS: an explicit increasing schedule from 0 to 1, overriding ``n_betas``.
-    X : array-like of shape (n_samples, n_features), default=None
-        AIS: data whose (smoothed) marginals set the base-rate model's visible biases, a
-        much better starting point than the uniform model used without it.
+    X : {array-like, sparse matrix} of shape (n_samples, n_features), default=None
+        AIS: data that sets the base model's visible biases, a much better starting point
+        than the biases 0 used without it: for Bernoulli units the logits of the
+        (smoothed) marginals, for Gaussian units the mean.
     random_state : int, RandomState instance or None, default=None
         AIS: seeds the chains; the same seed gives the same estimate for any thread count.
     return_std : bool, default=False
@@ -139,6 +148,30 @@ def log_partition(model, method="exact", *, n_chains=100, n_betas=10000, betas=N
     std : float
         Only when ``return_std`` is True.
 
+    Notes
+    -----
+    AIS anneals from a base model A, whose log Z is known, to the model B through the
+    energies (1 - beta) E_A + beta E_B, one Gibbs sweep of each intermediate model per
+    inverse temperature; the mean importance weight estimates Z_B / Z_A. A has no weights
+    and uniform hidden units.
+
+    Bernoulli visible units: A's visible biases b_A (see ``X``), log Z_A = n_hidden log 2 +
+    sum_i softplus(b_A,i); the sweeps go v -> h -> v through the compiled Gibbs engine
+    (``fastrbm._kernels._sampling.ais_log_weights``).
+
+    Gaussian visible units: A is v ~ N(b_A, sigma^2) with the model's own sigma, log Z_A =
+    n_hidden log 2 + sum_i log(sqrt(2 pi) sigma_i). Every intermediate model integrates
+    over v in closed form (as the exact method does), so AIS runs on the hidden units'
+    marginal, a Boltzmann machine with couplings W diag(1 / sigma^2) W^T, by
+    systematic-scan Gibbs sweeps over the hidden units
+    (``fastrbm._kernels._sampling.ais_hidden_log_weights``). Sweeps through v mix far
+    worse there: a hidden unit that is on sees its own weights again in the sampled v
+    and stays on. Its cost per temperature and chain is about n_hidden**2 at most, less
+    than the 2 n_hidden n_features of sweeps through v.
+
+    The log weights are summed in float64 whatever the model's dtype, and the estimate is
+    the same for any ``n_jobs``.
+
     References
     ----------
     R. Salakhutdinov and I. Murray (2008). On the quantitative analysis of deep belief
@@ -147,16 +180,12 @@ def log_partition(model, method="exact", *, n_chains=100, n_betas=10000, betas=N
     restricted Boltzmann machines. ICANN.
     """
     W, b, c = _parameters(model)
-    if hasattr(model, "sigma_"):  # Gaussian visible units
-        if method != "exact":
-            raise ValueError(
-                f"method={method!r}: log Z of Gaussian visible units is computed exactly only "
-                f"(method='exact', at most {MAX_EXACT_UNITS} hidden units); AIS is "
-                "implemented for Bernoulli visible units.")
-        log_z = _exact_gaussian_log_partition(W, b, c, model.sigma_)
-        return (log_z, 0.0) if return_std else log_z
+    gaussian = hasattr(model, "sigma_")  # Gaussian visible units
     if method == "exact":
-        log_z = _exact_log_partition(W, b, c)
+        if gaussian:
+            log_z = _exact_gaussian_log_partition(W, b, c, model.sigma_)
+        else:
+            log_z = _exact_log_partition(W, b, c)
         return (log_z, 0.0) if return_std else log_z
     if method != "ais":
         raise ValueError(f"method must be 'exact' or 'ais', got {method!r}")
@@ -170,14 +199,23 @@ def log_partition(model, method="exact", *, n_chains=100, n_betas=10000, betas=N
     if betas.ndim != 1 or betas.size < 2 or betas[0] != 0 or betas[-1] != 1 \
             or np.any(np.diff(betas) < 0):
         raise ValueError("betas must be a non-decreasing 1-D sequence from 0 to 1")
-    b_base = _base_rate_bias(X, W.shape[1], W.dtype)
+    b_base = _base_visible(X, W.shape[1], W.dtype, gaussian)
     log_w = np.empty(n_chains, np.float64)
     seed = draw_seed(check_random_state(random_state))
+    log_z_base = W.shape[0] * np.log(2.0)
     with blas_threads(1):
-        work = n_chains * W.shape[0] * W.shape[1]
-        _sampling.ais_log_weights(W, b, c, b_base, betas, log_w, seed, 0,
-                                  engine_blocks(work), engine_threads(n_jobs, work))
-    log_z_base = W.shape[0] * np.log(2.0) + float(softplus(b_base.astype(np.float64)).sum())
+        if gaussian:
+            log_sigma = np.log(np.asarray(model.sigma_, dtype=np.float64))
+            log_z_base += float(np.sum(0.5 * np.log(2 * np.pi) + log_sigma))
+            work = n_chains * W.shape[0] ** 2  # a sweep's coupling updates, at most
+            _sampling.ais_hidden_log_weights(W, b, c, b_base, (2 * log_sigma).astype(W.dtype),
+                                             betas, log_w, seed, 0,
+                                             engine_threads(n_jobs, work))
+        else:
+            log_z_base += float(softplus(b_base.astype(np.float64)).sum())
+            work = n_chains * W.shape[0] * W.shape[1]
+            _sampling.ais_log_weights(W, b, c, b_base, betas, log_w, seed, 0,
+                                      engine_blocks(work), engine_threads(n_jobs, work))
     log_mean_w = logsumexp(log_w) - np.log(n_chains)
     log_z = float(log_z_base + log_mean_w)
     if not return_std:

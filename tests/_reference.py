@@ -194,3 +194,65 @@ def exact_log_partition(W, b, c):
     H = ((np.arange(2**nh)[:, None] >> np.arange(nh)[None, :]) & 1).astype(np.float64)
     log_terms = H @ c + np.logaddexp(0, H @ W + b).sum(axis=1)
     return np.logaddexp.reduce(log_terms)
+
+
+
+def ais_log_weights(W, b, c, b_base, betas, n_chains, seed, counter):
+    """The log importance weights of ``n_chains`` AIS runs of a Bernoulli RBM from the
+    base-rate model (visible biases ``b_base``, hidden units uniform), as documented in
+    ``_sampling.ais_log_weights``; returns (log_w, next counter).
+
+    log p*_beta(v) = ((1 - beta) b_base + beta b).v + sum_j softplus(beta (W_j.v + c_j))."""
+    _, V = sample_layer(np.zeros((n_chains, W.shape[1])), b_base, seed, counter)
+    counter += 1
+    log_w = np.zeros(n_chains)
+    for step in range(1, len(betas)):
+        beta, beta_old = betas[step], betas[step - 1]
+        x = V @ W.T + c
+        log_w += ((beta - beta_old) * V @ (b - b_base)
+                  + (np.logaddexp(0, beta * x) - np.logaddexp(0, beta_old * x)).sum(axis=1))
+        H = (uniforms(seed, counter, x.shape) < sigmoid(beta * x)).astype(np.float64)
+        counter += 1
+        if step == len(betas) - 1:
+            break
+        _, V = sample_layer(beta * (H @ W), beta * b + (1 - beta) * b_base, seed, counter)
+        counter += 1
+    return log_w, counter
+
+
+def logistic_noise(seed, counter, shape):
+    """log(u / (1 - u)) of the engine's uniforms: x > noise is the event u < sigmoid(x)."""
+    u = uniforms(seed, counter, shape)
+    with np.errstate(divide="ignore"):
+        return np.log(u) - np.log1p(-u)
+
+
+def ais_hidden_log_weights(W, b, c, b_base, log_var, betas, n_chains, seed, counter):
+    """AIS of a Gaussian-Bernoulli RBM on its hidden marginal, as documented in
+    ``_sampling.ais_hidden_log_weights``; returns (log_w, next counter).
+
+    Written from the first form of the marginal: with mu = (1 - beta) b_base + beta (b +
+    W^T h), log p*_beta(h) = beta c.h + sum_i (mu_i^2 - (1 - beta) b_base_i^2 - beta
+    b_i^2) / (2 s_i^2) (the constant sum_i log(sqrt(2 pi) s_i) left out), each unit's
+    conditional recomputed from h at its turn in the sweep."""
+    inv_var = np.exp(-log_var)
+
+    def log_p(beta, H):
+        mu = (1 - beta) * b_base + beta * (b + H @ W)
+        return beta * H @ c + 0.5 * ((mu ** 2 - (1 - beta) * b_base ** 2 - beta * b ** 2)
+                                     * inv_var).sum(axis=1)
+
+    nh = W.shape[0]
+    H = (logistic_noise(seed, counter, (n_chains, nh)) < 0).astype(np.float64)
+    log_w = np.zeros(n_chains)
+    for step in range(1, len(betas)):
+        beta, beta_old = betas[step], betas[step - 1]
+        log_w += log_p(beta, H) - log_p(beta_old, H)
+        if step == len(betas) - 1:
+            break
+        noise = logistic_noise(seed, counter + step, (n_chains, nh))
+        for j in range(nh):
+            on, off = H.copy(), H.copy()
+            on[:, j], off[:, j] = 1, 0
+            H[:, j] = (log_p(beta, on) - log_p(beta, off) > noise[:, j]).astype(np.float64)
+    return log_w, counter + len(betas) - 1

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 from sklearn.datasets import load_digits
+from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from fastrbm import BernoulliRBM, log_partition
+from fastrbm import BernoulliRBM, GaussianBernoulliRBM, log_partition
 from fastrbm._kernels import _sampling
 from fastrbm.likelihood import ais_betas
 
@@ -176,3 +177,119 @@ def test_cd_and_pcd_updates_point_along_the_exact_gradient(persistent):
     mean_update = np.mean(updates, axis=0)
     cosine = (mean_update * exact).sum() / np.linalg.norm(mean_update) / np.linalg.norm(exact)
     assert cosine > 0.8
+
+
+# ---------------------------------------------------------------------------------------
+# AIS kernels against their oracles; Gaussian visible units
+# ---------------------------------------------------------------------------------------
+
+def _small_gaussian(dtype, seed=1, nv=23, nh=9):
+    rng = np.random.default_rng(seed)
+    W = (rng.standard_normal((nh, nv)) * 0.5).astype(dtype)
+    b, c = rng.standard_normal(nv).astype(dtype), rng.standard_normal(nh).astype(dtype)
+    b_base = (rng.standard_normal(nv) * 0.5).astype(dtype)
+    log_var = (rng.standard_normal(nv) * 0.5).astype(dtype)
+    return W, b, c, b_base, log_var
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_ais_log_weights_match_oracle(dtype, n_threads):
+    W, b, c, b_base, _ = _small_gaussian(dtype, nv=21, nh=37)
+    b_base = b_base * dtype(2)
+    betas = ais_betas(40)
+    log_w = np.empty(7)
+    with threadpool_limits(1, user_api="blas"):
+        counter = _sampling.ais_log_weights(W, b, c, b_base, betas, log_w, 9, 5, 2, n_threads)
+    f64 = [a.astype(np.float64) for a in (W, b, c, b_base)]
+    want, want_counter = ref.ais_log_weights(*f64, betas, 7, 9, 5)
+    assert counter == want_counter == 5 + 2 * 40 - 2
+    tol = dict(rtol=1e-6, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-11)
+    np.testing.assert_allclose(log_w, want, **tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_ais_hidden_log_weights_match_oracle(dtype, n_threads):
+    # The kernel computes in float64 for either dtype: both agree with the oracle (written
+    # from the other form of the hidden marginal) to rounding.
+    W, b, c, b_base, log_var = _small_gaussian(dtype)
+    betas = ais_betas(40)
+    log_w = np.empty(7)
+    counter = _sampling.ais_hidden_log_weights(W, b, c, b_base, log_var, betas, log_w, 9, 5,
+                                               n_threads)
+    want, want_counter = ref.ais_hidden_log_weights(
+        *(a.astype(np.float64) for a in (W, b, c, b_base, log_var)), betas, 7, 9, 5)
+    assert counter == want_counter == 5 + 40 - 1
+    np.testing.assert_allclose(log_w, want, rtol=1e-11, atol=1e-11)
+    assert np.ptp(log_w) > 0.1  # the chains did differ
+
+
+def test_logistic_noise_is_a_bernoulli_draw():
+    # x > log(u / (1 - u)) is u < sigmoid(x): the sweep's draws have the right mean, and the
+    # kernel's first hidden states (uniform base) are those of u < 1/2.
+    W, b, c, b_base, log_var = _small_gaussian(np.float64, nh=300)
+    log_w = np.empty(200)
+    betas = np.array([0.0, 1.0])  # the weight of the base sample alone
+    _sampling.ais_hidden_log_weights(W, b, c, b_base, log_var, betas, log_w, 4, 0)
+    H = (ref.uniforms(4, 0, (200, 300)) < 0.5).astype(np.float64)
+    inv_var = np.exp(-log_var)
+    u = H @ W
+    expected = H @ c + ((b + 0.5 * u) * u * inv_var).sum(axis=1)
+    np.testing.assert_allclose(log_w, expected, rtol=1e-11)
+    assert abs(H.mean() - 0.5) < 0.01
+
+
+def test_gaussian_ais_is_identical_for_any_thread_count():
+    W, b, c, b_base, log_var = _small_gaussian(np.float32, nv=60, nh=50)
+    results = []
+    for n_threads in (1, 2):
+        log_w = np.empty(30)
+        _sampling.ais_hidden_log_weights(W * np.float32(0.3), b, c, b_base, log_var,
+                                         ais_betas(300), log_w, 3, 0, n_threads)
+        results.append(log_w)
+    np.testing.assert_array_equal(*results)
+
+
+def _standardised_digits():
+    return StandardScaler().fit_transform(load_digits().data).astype(np.float32)
+
+
+def _standardised_fashion():
+    from fastrbm.datasets import load_fashion_mnist
+
+    try:
+        (X, _), _ = load_fashion_mnist(subset="both")
+    except FileNotFoundError:
+        pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
+    return StandardScaler().fit_transform(X[:5000]).astype(np.float32)
+
+
+@pytest.mark.parametrize("data, learn_sigma, n_hidden", [
+    ("digits", False, 20), ("digits", True, 12),
+    ("fashion", False, 16), ("fashion", True, 12),
+], ids=str)
+def test_gaussian_ais_close_to_exact_on_trained_models(data, learn_sigma, n_hidden):
+    X = _standardised_digits() if data == "digits" else _standardised_fashion()
+    m = GaussianBernoulliRBM(n_components=n_hidden, learn_sigma=learn_sigma,
+                             n_iter=10 if data == "digits" else 5, random_state=0).fit(X)
+    if learn_sigma:
+        assert np.ptp(m.sigma_) > 0.5  # the variances did move
+    exact = log_partition(m)
+    ais, std = log_partition(m, "ais", n_chains=100, n_betas=10000, X=X, random_state=0,
+                             return_std=True)
+    assert abs(ais - exact) < 0.1
+    assert 0 < std < 0.1
+
+
+def test_gaussian_score_by_ais_with_default_hidden_units():
+    X = StandardScaler().fit_transform(load_digits().data)
+    score = GaussianBernoulliRBM(random_state=0).fit(X).score(X, method="ais", random_state=0)
+    assert np.isfinite(score)
+
+
+def test_gaussian_ais_refuses_noisy_rectified_hidden_units():
+    m = _random_model(5, 4, 0.1, seed=0)
+    m.sigma_, m.hidden_units = np.ones(5), "nrelu"
+    with pytest.raises(NotImplementedError, match="closed-form free energy"):
+        log_partition(m, "ais")

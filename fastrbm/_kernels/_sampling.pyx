@@ -66,6 +66,8 @@ cdef extern from "_simd.h" nogil:
     void frb_anneal_row_f64(const double *a, double s1, const double *b1, double s0,
                             const double *b0, double *sample, Py_ssize_t n, uint64_t key,
                             uint32_t j0, double *out)
+    void frb_logistic_f64(double *out, Py_ssize_t n, uint64_t key)
+    void frb_axpy_f64(double a, const double *x, double *y, Py_ssize_t n)
     double frb_dot_f32(const float *x, const float *y, Py_ssize_t n)
     double frb_dot_f64(const double *x, const double *y, Py_ssize_t n)
     void frb_uniform_f32(float *out, Py_ssize_t n, uint64_t key)
@@ -662,6 +664,163 @@ def ais_log_weights(const floating[:, ::1] W, const floating[::1] b, const float
                   seed, counter, n_blocks, n_threads)
             counter += 1
     return counter
+
+
+# The hidden-layer marginal of an annealed Gaussian-Bernoulli RBM (see ais_hidden_log_weights):
+# log p*_beta(h) = lin_beta.h + beta^2 / 2 h'Jh + (terms without h),
+# lin_beta = beta c + beta (1 - beta) g_base + beta^2 g_model.
+cdef struct HiddenMarginal:
+    const double *J        # (nh, nh), W diag(1 / s^2) W^T
+    const double *c        # hidden biases
+    const double *g_base   # W (b_base / s^2)
+    const double *g_model  # W (b / s^2)
+    Py_ssize_t nh
+
+
+cdef inline void _hidden_linear(const HiddenMarginal *m, double beta,
+                                double *lin) noexcept nogil:
+    """lin = lin_beta, the linear coefficients of the hidden marginal at beta."""
+    cdef Py_ssize_t j
+    for j in range(m.nh):
+        lin[j] = beta * m.c[j] + beta * (1 - beta) * m.g_base[j] + beta * beta * m.g_model[j]
+
+
+cdef inline void _add_row(const HiddenMarginal *m, Py_ssize_t j, double d,
+                          double *f) noexcept nogil:
+    """f += d * J[j] (the coupling field after h_j changes by d)."""
+    frb_axpy_f64(d, m.J + j * m.nh, f, m.nh)
+
+
+cdef double _anneal_hidden_chain(const HiddenMarginal *m, const double *betas,
+                                 Py_ssize_t n_betas, uint64_t seed, uint64_t counter,
+                                 Py_ssize_t r, double *work) noexcept nogil:
+    """The log importance weight of chain ``r``: h from the uniform base, then at each
+    inverse temperature the weight increment from h and one systematic Gibbs sweep over
+    the hidden units (unit j: h_j = [lin_j + beta^2 (f_j - J_jj h_j + J_jj / 2) > noise_j],
+    f = J h kept up to date). ``work`` holds 5 n_hidden doubles."""
+    cdef Py_ssize_t nh = m.nh, j, k
+    cdef double *h = work
+    cdef double *f = work + nh
+    cdef double *lin_old = work + 2 * nh
+    cdef double *lin = work + 3 * nh
+    cdef double *noise = work + 4 * nh
+    cdef double *swap
+    cdef double log_w = 0, step, beta, q, x, jj
+    frb_logistic_f64(noise, nh, frb_row_key(seed, counter, r))
+    memset(f, 0, nh * sizeof(double))
+    memset(lin_old, 0, nh * sizeof(double))
+    for j in range(nh):  # uniform: u < 1/2
+        h[j] = 1.0 if noise[j] < 0 else 0.0
+        if h[j] != 0:
+            _add_row(m, j, 1.0, f)
+    for k in range(1, n_betas):
+        beta = betas[k]
+        _hidden_linear(m, beta, lin)
+        # log p*_beta(h) - log p*_beta_old(h), h'Jh = f.h
+        q = 0.5 * (beta * beta - betas[k - 1] * betas[k - 1])
+        step = 0
+        for j in range(nh):
+            if h[j] != 0:
+                step += (lin[j] - lin_old[j]) + q * f[j]
+        log_w += step
+        if k == n_betas - 1:
+            break
+        frb_logistic_f64(noise, nh, frb_row_key(seed, counter + k, r))
+        q = beta * beta
+        for j in range(nh):
+            jj = m.J[j * nh + j]
+            x = lin[j] + q * (f[j] - jj * h[j] + 0.5 * jj)
+            if (x > noise[j]) != (h[j] != 0):
+                _add_row(m, j, 1.0 - 2.0 * h[j], f)
+                h[j] = 1.0 - h[j]
+        swap = lin_old
+        lin_old = lin
+        lin = swap
+    return log_w
+
+
+def ais_hidden_log_weights(const floating[:, ::1] W, const floating[::1] b,
+                           const floating[::1] c, const floating[::1] b_base,
+                           const floating[::1] log_var, const double[::1] betas,
+                           double[::1] log_w, uint64_t seed, uint64_t counter,
+                           int n_threads=1):
+    """Annealed importance sampling of a Gaussian-Bernoulli RBM on its hidden marginal.
+
+    With s_i^2 = exp(``log_var_i``), the RBM E(v, h) = sum_i (v_i - b_i)^2 / (2 s_i^2) -
+    c.h - (v / s^2).W^T h and the base E_0(v, h) = sum_i (v_i - b0_i)^2 / (2 s_i^2) (b0 =
+    ``b_base``, the same variances, uniform hidden units), the intermediate models
+    (1 - beta) E_0 + beta E have, for every beta, a Gaussian integral over v with mean
+    mu = (1 - beta) b0 + beta (b + W^T h) and variances s^2, so their hidden marginals are
+    known in closed form:
+
+    log p*_beta(h) = beta c.h + sum_i (mu_i^2 - (1 - beta) b0_i^2 - beta b_i^2) / (2 s_i^2)
+                     + sum_i log(sqrt(2 pi) s_i)
+                   = lin_beta.h + beta^2 / 2 h'Jh - beta (1 - beta) |b - b0|^2_s / 2 + const,
+
+    J = W diag(1 / s^2) W^T, lin_beta = beta c + beta (1 - beta) W (b0 / s^2) + beta^2 W
+    (b / s^2). The h-free term is 0 at beta = 0 and 1, so over the whole schedule it adds
+    nothing to a chain's weight, and is left out. AIS runs on h alone: one chain per entry
+    of ``log_w``, starting at an exact sample of the uniform base; at each inverse
+    temperature the weight gains log p*_beta(h) - log p*_beta_old(h) (in float64), then one
+    systematic-scan Gibbs sweep over the hidden units leaves p_beta(h) invariant. Then
+    ``log Z = n_hidden log 2 + sum_i log(sqrt(2 pi) s_i) + log mean exp(log_w)``.
+
+    Why not Gibbs sweeps through v, as ``ais_log_weights``: given v ~ N(mu, s^2) drawn
+    with h_j on, unit j sees its own weights once more, W_j.(v / s^2) gains |W_j|^2 / s^2
+    against noise of standard deviation |W_j| / s. Trained on 784 standardised pixels
+    |W_j|^2 / s^2 is about 40-300, so every hidden unit freezes early in the annealing;
+    the exact conditional of h_j given the other units has only the half self-coupling
+    J_jj / 2, without noise. On such models (12 hidden units, Fashion-MNIST) the variance
+    of log w over chains fell from about 30 to 0.1.
+
+    Everything runs in float64 whatever the dtype of the parameters; uniforms come from
+    (seed, counter + k, chain, unit) for sweep k (the base sample at counter), chains are
+    shared among ``n_threads`` threads, and a chain's arithmetic never depends on the
+    split, so the weights are identical for any thread count. Returns the next counter
+    (counter + len(betas) - 1).
+    """
+    cdef Py_ssize_t n = log_w.shape[0], nv = W.shape[1], nh = W.shape[0]
+    cdef Py_ssize_t n_betas = betas.shape[0], i, j, r
+    if b.shape[0] != nv or c.shape[0] != nh or b_base.shape[0] != nv:
+        raise ValueError("shape mismatch")
+    _check_log_var(log_var, nv)
+    if n_betas < 2 or betas[0] != 0 or betas[n_betas - 1] != 1:
+        raise ValueError("betas must run from 0 to 1 (at least two values)")
+    if n_threads < 1:
+        raise ValueError("n_threads must be positive")
+    if n == 0:
+        return counter
+    log_w[:] = 0
+    if nh == 0 or nv == 0:
+        return counter + n_betas - 1
+    cdef double[:, ::1] W64 = np.asarray(W, dtype=np.float64)
+    cdef double[:, ::1] Ws = np.empty((nh, nv), np.float64)
+    cdef double[:, ::1] J = np.empty((nh, nh), np.float64)
+    cdef double[::1] c64 = np.asarray(c, dtype=np.float64)
+    cdef double[::1] g_base = np.zeros(nh, np.float64)
+    cdef double[::1] g_model = np.zeros(nh, np.float64)
+    cdef double[::1] inv_var = np.exp(-np.asarray(log_var, dtype=np.float64))
+    cdef double[:, ::1] work = np.empty((n, 5 * nh), np.float64)
+    cdef double sym
+    cdef HiddenMarginal m
+    with nogil:
+        for j in range(nh):
+            for i in range(nv):
+                Ws[j, i] = W64[j, i] * inv_var[i]
+                g_base[j] += Ws[j, i] * b_base[i]
+                g_model[j] += Ws[j, i] * b[i]
+        _gemm(c'N', c'T', nh, nh, nv, 1.0, &Ws[0, 0], nv, &W64[0, 0], nv, 0.0, &J[0, 0], nh)
+        for j in range(nh):  # symmetric to the last bit, as the energy it stands for
+            for i in range(j):
+                sym = 0.5 * (J[j, i] + J[i, j])
+                J[j, i] = sym
+                J[i, j] = sym
+        m.J, m.c, m.g_base, m.g_model, m.nh = &J[0, 0], &c64[0], &g_base[0], &g_model[0], nh
+        for r in prange(n, num_threads=n_threads, schedule="static",
+                        use_threads_if=n_threads > 1):
+            log_w[r] = _anneal_hidden_chain(&m, &betas[0], n_betas, seed, counter, r,
+                                            &work[r, 0])
+    return counter + n_betas - 1
 
 
 # ---------------------------------------------------------------------------------------

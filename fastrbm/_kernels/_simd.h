@@ -20,10 +20,14 @@
  * u_2j+1), one normal per element, so a block of columns never needs its neighbour's draws.
  * 1 - u lies in (0, 1] on the 2^-24 grid, so |z| <= sqrt(48 log 2) = 5.77 (the tails beyond
  * have probability 8e-9).
+ *
+ * Logistic noise (sequential Gibbs sweeps over hidden units): log(u / (1 - u)) of the uniform
+ * at column j, so that x > noise is the event u < sigmoid(x).
  */
 #ifndef FASTRBM_SIMD_H
 #define FASTRBM_SIMD_H
 
+#include <math.h>
 #include <stdint.h>
 #include <stddef.h>
 #include <string.h>

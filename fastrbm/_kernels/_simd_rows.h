@@ -107,6 +107,21 @@ FRB_CLONES static void FRB_NAME(uniform)(T *out, ptrdiff_t n, uint64_t key)
         out[j] = FRB_NAME(uniform_at)(klo, khi, col);
 }
 
+/* The logistic noise at columns 0..n-1 of the row: out[j] = log(u / (1 - u)) for the uniform
+ * u at column j, so that (x > out[j]) is a Bernoulli(sigmoid(x)) draw, the same event as
+ * u < sigmoid(x), decided without an exp where x is only known later (sequential sweeps);
+ * u = 0 gives -inf. */
+FRB_CLONES static void FRB_NAME(logistic)(T *out, ptrdiff_t n, uint64_t key)
+{
+    uint32_t klo = (uint32_t)key, khi = (uint32_t)(key >> 32);
+    uint32_t col = 0;
+    for (ptrdiff_t j = 0; j < n; j++, col++) {
+        T u = FRB_NAME(uniform_at)(klo, khi, col);
+        T lo = u > 0 ? u : FRB_ONE; /* FRB_LOG needs a normal number */
+        out[j] = u > 0 ? FRB_LOG(lo) - FRB_LOG(FRB_ONE - u) : -(T)INFINITY;
+    }
+}
+
 /* Annealing: with y1 = s1 * a + b1 and y0 = s0 * a + b0 (a row of pre-activations at two
  * inverse temperatures), add sum_j softplus(y1) - softplus(y0) to *out in float64, and draw
  * sample[j] = (uniform(key, j0 + j) < sigmoid(y1)). The sum runs in FRB_LANES fixed lanes,
@@ -139,6 +154,13 @@ FRB_CLONES static void FRB_NAME(anneal_row)(const T *a, T s1, const T *b1, T s0,
     for (int l = 0; l < FRB_LANES; l++)
         total += lane[l];
     *out += total;
+}
+
+/* y[j] += a * x[j] (a hidden unit's coupling row added to the field in sequential sweeps). */
+FRB_CLONES static void FRB_NAME(axpy)(T a, const T *x, T *y, ptrdiff_t n)
+{
+    for (ptrdiff_t j = 0; j < n; j++)
+        y[j] += a * x[j];
 }
 
 /* sum_j x[j] * y[j] in float64, in FRB_LANES fixed lanes (vectorised, fixed order). */
