@@ -14,6 +14,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import (
     BaseEstimator,
     ClassifierMixin,
@@ -28,6 +29,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
+from sklearn.utils.sparsefuncs import mean_variance_axis
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._kernels import _sampling
@@ -40,9 +42,33 @@ from .rbm import BernoulliRBM, GaussianBernoulliRBM
 __all__ = ["DBN", "DBNClassifier", "DBNRegressor"]
 
 # THE ONE PLACE where the class of the bottom RBM is chosen: ``first_layer`` -> RBM class.
-# Its keys are the allowed values of every estimator's ``first_layer`` parameter. Upper
+# Its keys and "auto" are the allowed values of every estimator's ``first_layer``. Upper
 # layers always model hidden probabilities in [0, 1], so they stay Bernoulli.
 _FIRST_LAYER_CLASSES = {"bernoulli": BernoulliRBM, "gaussian": GaussianBernoulliRBM}
+_FIRST_LAYER_OPTIONS = {"auto", *_FIRST_LAYER_CLASSES}
+
+# Pretraining learning rate "auto", by visible units: Gaussian visible units want one
+# about ten times smaller than binary ones (Hinton 2010, section 13.2).
+_AUTO_PRETRAIN_LEARNING_RATES = {"bernoulli": 0.1, "gaussian": 0.01}
+
+# Pretraining epochs "auto": enough epochs for this many mini-batch updates per layer, at
+# most _PRETRAIN_MAX_EPOCHS (20 epochs of a 3000-row set at batch 10), at least one. The
+# cost of pretraining is then bounded by the budget, not by the number of rows.
+_PRETRAIN_UPDATES = 6000
+_PRETRAIN_MAX_EPOCHS = 20
+
+# Fine-tuning learning_rate_init "auto" by (solver, task). Adam: 0.003 lets the pretrained
+# net reach its accuracy within the default epochs on small sets (0.001, scikit-learn's
+# default, stops short on the plateau of the loss); standardised regression targets take
+# 0.01. SGD with momentum 0.9: 0.1 for a softmax on [0, 1] features, 0.01 for the squared
+# error, whose gradient is not bounded.
+_AUTO_LEARNING_RATES = {("adam", "classification"): 0.003, ("adam", "regression"): 0.01,
+                        ("sgd", "classification"): 0.1, ("sgd", "regression"): 0.01}
+
+# early_stopping "auto" holds out a validation set above this many rows (the rule of
+# scikit-learn's HistGradientBoosting): on large data it ends the long plateau of slow
+# training-loss gains.
+_EARLY_STOPPING_ROWS = 10000
 
 _BN_EPS = 1e-5
 _BN_MOMENTUM = 0.1
@@ -65,6 +91,70 @@ def _unchanged_on_error(estimator):
 
 def _rbm_class(first_layer, layer):
     return _FIRST_LAYER_CLASSES[first_layer] if layer == 0 else BernoulliRBM
+
+
+def _fit_dtype(dtype):
+    """The dtype(s) ``validate_data`` keeps at fit: scikit-learn's rule for ``dtype=None``
+    (float32 and float64 stay, anything else becomes float64), else the forced one."""
+    return (np.float64, np.float32) if dtype is None else np.dtype(dtype)
+
+
+def _resolve_first_layer(first_layer, X):
+    """"bernoulli" or "gaussian": "auto" gives Bernoulli visible units to data in [0, 1]
+    and Gaussian ones to anything else (a Bernoulli RBM cannot model it)."""
+    if first_layer != "auto":
+        return first_layer
+    values = X.data if sp.issparse(X) else X
+    in_unit_interval = values.size == 0 or (values.min() >= 0 and values.max() <= 1)
+    return "bernoulli" if in_unit_interval else "gaussian"
+
+
+def _standardisation(X, first_layer):
+    """Per-feature ``(mean, scale)`` giving a Gaussian first layer the zero-mean,
+    unit-variance data its unit-variance visible units model; ``(None, None)`` for a
+    Bernoulli first layer, which takes X as given. Sparse X is scaled only (mean 0) so it
+    stays sparse (the visible biases learn the means); constant features get scale 1."""
+    if first_layer != "gaussian":
+        return None, None
+    if sp.issparse(X):
+        _, var = mean_variance_axis(X, axis=0)
+        mean = np.zeros(X.shape[1])
+    else:
+        mean, var = X.mean(axis=0, dtype=np.float64), X.var(axis=0, dtype=np.float64)
+    scale = np.sqrt(var)
+    scale[scale < 10 * np.finfo(X.dtype).eps] = 1.0
+    return mean.astype(X.dtype), scale.astype(X.dtype)
+
+
+def _standardised(X, mean, scale):
+    """X mapped by the fitted ``(mean, scale)`` (X itself when they are None), in X's dtype;
+    sparse X stays sparse when the mean is 0, else it becomes dense."""
+    if mean is None:
+        return X
+    if sp.issparse(X):
+        if not mean.any():
+            return sp.csr_matrix(X.multiply(1 / scale), dtype=X.dtype)
+        X = X.toarray()
+    return np.ascontiguousarray((X - mean) / scale)
+
+
+def _check_standardisation(mean, scale, n_features, dtype):
+    """Raise ValueError unless checkpointed ``(mean, scale)`` are both None or both finite
+    vectors of ``n_features`` in ``dtype``, the scale positive."""
+    if mean is None and scale is None:
+        return
+    for name, array in (("input or target mean", mean), ("input or target scale", scale)):
+        if not isinstance(array, np.ndarray) or array.shape != (n_features,) \
+                or array.dtype != dtype or not np.isfinite(array).all():
+            raise ValueError(f"the {name} does not fit {n_features} values in {dtype}")
+    if not (scale > 0).all():
+        raise ValueError("the input or target scale is not positive")
+
+
+def _pretrain_epochs(n_samples, batch_size):
+    """Pretraining epochs "auto": _PRETRAIN_UPDATES mini-batch updates, 1 to 20 epochs."""
+    updates_per_epoch = -(-n_samples // batch_size)
+    return int(np.clip(-(-_PRETRAIN_UPDATES // updates_per_epoch), 1, _PRETRAIN_MAX_EPOCHS))
 
 
 def _per_layer(value, n_layers, name):
@@ -104,7 +194,16 @@ def _check_loaded_stack(rbms, n_features, hidden_sizes, dtype):
         n_in = rbm.n_components
 
 
-def _build_stack(hidden_sizes, first_layer, settings, common):
+def _check_first_layer(first_layer, rbm):
+    """Raise ValueError unless a checkpoint's ``first_layer_`` names the bottom RBM's
+    class (None: no pretrained stack)."""
+    if first_layer not in _FIRST_LAYER_CLASSES or (
+            rbm is not None and type(rbm) is not _FIRST_LAYER_CLASSES[first_layer]):
+        raise ValueError(f"first_layer_ {first_layer!r} does not fit the bottom RBM "
+                         f"{type(rbm).__name__}")
+
+
+def _build_stack(hidden_sizes, first_layer, settings, common, n_samples):
     """Unfitted RBMs of a stack, each validated before any of them trains.
 
     Parameters
@@ -113,26 +212,41 @@ def _build_stack(hidden_sizes, first_layer, settings, common):
     first_layer : str
         Key of ``_FIRST_LAYER_CLASSES``.
     settings : dict
-        RBM parameter name -> (owner's parameter name, scalar or one value per layer).
+        RBM parameter name -> (owner's parameter name, scalar or one value per layer);
+        "auto" is resolved here for ``n_iter`` (:func:`_pretrain_epochs`) and
+        ``learning_rate`` (``_AUTO_PRETRAIN_LEARNING_RATES``).
     common : dict
         RBM parameters shared by all layers (dtype, n_jobs, verbose).
+    n_samples : int
+        Rows the stack trains on.
     """
     n_layers = len(hidden_sizes)
     per_layer = {key: _per_layer(value, n_layers, owner)
                  for key, (owner, value) in settings.items()}
     rbms = []
     for l, size in enumerate(hidden_sizes):
-        rbm = _rbm_class(first_layer, l)(
-            n_components=size, **{key: values[l] for key, values in per_layer.items()},
-            **common)
+        values = {key: values[l] for key, values in per_layer.items()}
+        auto_epochs = _is_auto(values.get("n_iter"))
+        if auto_epochs:
+            values["n_iter"] = 0  # set below, from the validated batch size
+        if _is_auto(values.get("learning_rate")):
+            values["learning_rate"] = _AUTO_PRETRAIN_LEARNING_RATES[
+                first_layer if l == 0 else "bernoulli"]
+        rbm = _rbm_class(first_layer, l)(n_components=size, **values, **common)
         try:
             rbm._validate_params()
         except InvalidParameterError as exc:
             owners = ", ".join(owner for owner, _ in settings.values())
             raise InvalidParameterError(
                 f"layer {l + 1} of the RBM stack (from {owners}): {exc}") from None
+        if auto_epochs:
+            rbm.set_params(n_iter=_pretrain_epochs(n_samples, rbm.batch_size))
         rbms.append(rbm)
     return rbms
+
+
+def _is_auto(value):
+    return isinstance(value, str) and value == "auto"
 
 
 def _fit_stack(rbms, X, rng):
@@ -165,8 +279,9 @@ def _fit_stack(rbms, X, rng):
 
 
 _STACK_CONSTRAINTS = {
-    "n_iter": [Interval(Integral, 0, None, closed="left"), "array-like"],
-    "learning_rate": [Interval(Real, 0, None, closed="neither"), "array-like"],
+    "n_iter": [StrOptions({"auto"}), Interval(Integral, 0, None, closed="left"), "array-like"],
+    "learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither"),
+                      "array-like"],
     "batch_size": [Interval(Integral, 1, None, closed="left"), "array-like"],
     "k": [Interval(Integral, 1, None, closed="left"), "array-like"],
     "persistent": ["boolean", "array-like"],
@@ -183,22 +298,29 @@ class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     one top-down pass through the directed layers below.
 
     Every per-layer setting takes a scalar (all layers) or a sequence with one value per
-    layer.
+    layer. At the defaults a fit costs at most 6000 updates of 10 rows per layer (60000
+    rows of CD-1 per layer), however many rows X has; sets of up to 3000 rows get 20
+    epochs.
 
     Parameters
     ----------
     hidden_layer_sizes : array-like of int, default=(500, 500, 2000)
         Number of hidden units of each RBM, bottom to top (Hinton et al. 2006's MNIST net).
-    first_layer : {"bernoulli", "gaussian"}, default="bernoulli"
-        Visible units of the bottom RBM: "bernoulli" for data in [0, 1]; "gaussian"
-        (:class:`GaussianBernoulliRBM`, unit variance) for real-valued data standardised
-        to zero mean and unit variance per feature, which wants a smaller learning rate
-        for that layer (e.g. ``learning_rate=[0.01, 0.1, ...]``). The layers above are
-        always Bernoulli.
-    n_iter : int or array-like of int, default=10
-        Epochs of each RBM.
-    learning_rate : float or array-like of float, default=0.1
-        Learning rate of each RBM.
+    first_layer : {"auto", "bernoulli", "gaussian"}, default="auto"
+        Visible units of the bottom RBM. "bernoulli": binary units for data in [0, 1],
+        which the RBM takes as given. "gaussian" (:class:`GaussianBernoulliRBM`, unit
+        variance): for real-valued data, which the DBN standardises per feature with the
+        mean and standard deviation of the training data (``input_mean_``,
+        ``input_scale_``; sparse data is only scaled) before the first layer, in ``fit``,
+        ``transform`` and ``sample`` alike. "auto": "bernoulli" when the training data lies
+        in [0, 1], else "gaussian". The layers above are always Bernoulli.
+    n_iter : "auto", int or array-like, default="auto"
+        Epochs of each RBM. "auto": enough epochs for 6000 mini-batch updates, from 1 to
+        20 (20 on up to 3000 rows at batch 10, one on 60000): the cost of pretraining is
+        then bounded, whatever the number of rows.
+    learning_rate : "auto", float or array-like, default="auto"
+        Learning rate of each RBM. "auto": 0.1 for Bernoulli visible units, 0.01 for a
+        Gaussian first layer (Hinton 2010, section 13.2).
     batch_size : int or array-like of int, default=10
         Mini-batch size of each RBM.
     k : int or array-like of int, default=1
@@ -212,16 +334,23 @@ class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     random_state : int, RandomState instance or None, default=None
         Seeds every layer's initialisation and sampling.
     verbose : int, default=0
-        Passed to each :class:`~fastrbm.BernoulliRBM`.
-    dtype : {"float32", "float64"}, default="float32"
-        Precision of the parameters and of all computation.
+        Passed to each RBM, which then prints one line per epoch on stdout.
+    dtype : {"float32", "float64"} or None, default=None
+        Precision of the parameters and of all computation. None: that of the training
+        data, as scikit-learn does it (float32 stays float32, float64 stays float64,
+        anything else becomes float64).
     n_jobs : int, default=None
         Threads of the compiled Gibbs engine (the model does not depend on it).
 
     Attributes
     ----------
-    rbms_ : list of BernoulliRBM
+    rbms_ : list of BernoulliRBM or GaussianBernoulliRBM
         The fitted RBMs, bottom to top.
+    first_layer_ : {"bernoulli", "gaussian"}
+        The visible units of the bottom RBM (``first_layer`` with "auto" resolved).
+    input_mean_, input_scale_ : ndarray of shape (n_features_in_,) or None
+        The standardisation applied to X before a Gaussian first layer; None with a
+        Bernoulli one.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -254,24 +383,25 @@ class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     """
 
     # fitted state kept by save/load (the RBMs are stored as their own arrays)
-    _checkpoint_values = ("n_features_in_", "rbms_")
+    _checkpoint_arrays = ("input_mean_", "input_scale_")
+    _checkpoint_values = ("n_features_in_", "first_layer_", "rbms_")
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "first_layer": [StrOptions(set(_FIRST_LAYER_CLASSES))],
+        "first_layer": [StrOptions(_FIRST_LAYER_OPTIONS)],
         **_STACK_CONSTRAINTS,
         "momentum": [Interval(Real, 0, 1, closed="left"), "array-like"],
         "weight_decay": [Interval(Real, 0, None, closed="left"), "array-like"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
-        "dtype": [StrOptions({"float32", "float64"})],
+        "dtype": [StrOptions({"float32", "float64"}), None],
         "n_jobs": [Integral, None],
     }
 
-    def __init__(self, hidden_layer_sizes=(500, 500, 2000), *, first_layer="bernoulli",
-                 n_iter=10, learning_rate=0.1, batch_size=10, k=1, persistent=True,
+    def __init__(self, hidden_layer_sizes=(500, 500, 2000), *, first_layer="auto",
+                 n_iter="auto", learning_rate="auto", batch_size=10, k=1, persistent=True,
                  momentum=0.0, weight_decay=0.0, random_state=None, verbose=0,
-                 dtype="float32", n_jobs=None):
+                 dtype=None, n_jobs=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.first_layer = first_layer
         self.n_iter = n_iter
@@ -286,13 +416,13 @@ class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self.dtype = dtype
         self.n_jobs = n_jobs
 
-    def _stack(self):
+    def _stack(self, n_samples, dtype):
         names = ["n_iter", "learning_rate", "batch_size", "k", "persistent", "momentum",
                  "weight_decay"]
         return _build_stack(
-            _layer_sizes(self.hidden_layer_sizes), self.first_layer,
+            _layer_sizes(self.hidden_layer_sizes), self.first_layer_,
             {name: (name, getattr(self, name)) for name in names},
-            dict(dtype=self.dtype, n_jobs=self.n_jobs, verbose=self.verbose))
+            dict(dtype=dtype.name, n_jobs=self.n_jobs, verbose=self.verbose), n_samples)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -301,7 +431,8 @@ class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
-            Training data (in [0, 1] for the Bernoulli first layer).
+            Training data: in [0, 1] for Bernoulli visible units, any real values for a
+            Gaussian first layer (standardised inside, see ``first_layer``).
         y : Ignored
             Not used, present for API consistency by convention.
 
@@ -311,10 +442,13 @@ class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             The fitted model.
         """
         with _unchanged_on_error(self):
-            rbms = self._stack()  # every setting checked before anything trains
-            X = validate_data(self, X, accept_sparse="csr", dtype=np.dtype(self.dtype),
+            X = validate_data(self, X, accept_sparse="csr", dtype=_fit_dtype(self.dtype),
                               reset=True)
-        _fit_stack(rbms, X, check_random_state(self.random_state))
+            self.first_layer_ = _resolve_first_layer(self.first_layer, X)
+            self.input_mean_, self.input_scale_ = _standardisation(X, self.first_layer_)
+            rbms = self._stack(X.shape[0], X.dtype)  # every setting checked before training
+        _fit_stack(rbms, _standardised(X, self.input_mean_, self.input_scale_),
+                   check_random_state(self.random_state))
         self.rbms_ = rbms
         return self
 
@@ -334,6 +468,7 @@ class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse="csr", dtype=self.rbms_[0].components_.dtype,
                           reset=False)
+        X = _standardised(X, self.input_mean_, self.input_scale_)
         for rbm in self.rbms_:
             X = rbm.transform(X)
         return X
@@ -361,7 +496,9 @@ class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         Returns
         -------
         V : ndarray of shape (n_samples, n_features_in_)
-            Generated visible vectors.
+            Generated visible vectors, in the units of the training data (a Gaussian
+            first layer's samples are mapped back through ``input_mean_`` and
+            ``input_scale_``).
         """
         check_is_fitted(self)
         if not isinstance(n_samples, Integral) or n_samples < 1:
@@ -395,13 +532,19 @@ class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                 else:
                     counter = _sampling.sigmoid_sample_rows(
                         prob, rbm.intercept_visible_, v, seed, counter, threads)
-        return prob if probabilities else v
+        V = prob if probabilities else v
+        if self.input_mean_ is not None:
+            V = V * self.input_scale_ + self.input_mean_
+        return V
 
     def _checkpoint_restore(self, state):
         """Set the loaded state, checking that the RBMs chain (see CheckpointMixin)."""
         super()._checkpoint_restore(state)
-        _check_loaded_stack(self.rbms_, self.n_features_in_, None,
-                            self.rbms_[0].components_.dtype if self.rbms_ else None)
+        dtype = self.rbms_[0].components_.dtype if self.rbms_ else None
+        _check_loaded_stack(self.rbms_, self.n_features_in_, None, dtype)
+        _check_first_layer(self.first_layer_, self.rbms_[0])
+        _check_standardisation(self.input_mean_, self.input_scale_, self.n_features_in_,
+                               dtype)
 
     @property
     def _n_features_out(self):
@@ -411,7 +554,8 @@ class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
-        tags.transformer_tags.preserves_dtype = [self.dtype]
+        tags.transformer_tags.preserves_dtype = (
+            ["float64", "float32"] if self.dtype is None else [self.dtype])
         return tags
 
 
@@ -433,8 +577,10 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
     # resumes bit-identically (optimizer moments and step count, batch-norm running
     # statistics, the dropout/shuffle seed, schedule and early-stopping bookkeeping).
     _checkpoint_arrays = ("_layout", "_theta", "_bn_state", "_state_1", "_state_2",
-                          "gradient_norms_", "initial_gradient_norms_")
-    _checkpoint_values = ("n_features_in_", "n_outputs_", "n_layers_", "out_activation_",
+                          "gradient_norms_", "initial_gradient_norms_", "input_mean_",
+                          "input_scale_")
+    _checkpoint_values = ("n_features_in_", "first_layer_", "n_outputs_", "n_layers_",
+                          "out_activation_",
                           "n_iter_", "t_", "loss_curve_", "best_loss_", "validation_scores_",
                           "best_validation_score_", "_steps", "_current_lr", "_seed",
                           "_no_improvement_count", "rbms_")
@@ -456,14 +602,14 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
         "warm_start": ["boolean"],
         "momentum": [Interval(Real, 0, 1, closed="both")],
         "nesterovs_momentum": ["boolean"],
-        "early_stopping": ["boolean"],
+        "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "beta_1": [Interval(Real, 0, 1, closed="left")],
         "beta_2": [Interval(Real, 0, 1, closed="left")],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "pretrain": ["boolean"],
-        "first_layer": [StrOptions(set(_FIRST_LAYER_CLASSES))],
+        "first_layer": [StrOptions(_FIRST_LAYER_OPTIONS)],
         "pretrain_n_iter": _STACK_CONSTRAINTS["n_iter"],
         "pretrain_learning_rate": _STACK_CONSTRAINTS["learning_rate"],
         "pretrain_batch_size": _STACK_CONSTRAINTS["batch_size"],
@@ -473,19 +619,19 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
         "batch_norm": ["boolean", "array-like"],
         "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
         "init_scale": [Interval(Real, 0, None, closed="neither")],
-        "dtype": [StrOptions({"float32", "float64"})],
+        "dtype": [StrOptions({"float32", "float64"}), None],
         "n_jobs": [Integral, None],
     }
 
-    def __init__(self, hidden_layer_sizes=(256,), activation="logistic", *, solver="sgd",
-                 alpha=1e-4, batch_size=32, learning_rate="constant", learning_rate_init="auto",
-                 power_t=0.5, max_iter=200, shuffle=True, random_state=None, tol=1e-4,
-                 verbose=False, warm_start=False, momentum=0.9, nesterovs_momentum=True,
-                 early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, n_iter_no_change=10, pretrain=True, first_layer="bernoulli",
-                 pretrain_n_iter=40, pretrain_learning_rate=0.1, pretrain_batch_size=10,
-                 k=1, persistent=False, dropout=0.0, batch_norm=False, max_grad_norm=None,
-                 init_scale=1.0, dtype="float32", n_jobs=None):
+    def __init__(self, hidden_layer_sizes=(256,), activation="logistic", *, solver="adam",
+                 alpha=1e-4, batch_size="auto", learning_rate="constant",
+                 learning_rate_init="auto", power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping="auto", validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, pretrain=True,
+                 first_layer="auto", pretrain_n_iter="auto", pretrain_learning_rate="auto",
+                 pretrain_batch_size=10, k=1, persistent=False, dropout=0.0, batch_norm=False,
+                 max_grad_norm=None, init_scale=1.0, dtype=None, n_jobs=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -538,21 +684,29 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
             batch_norm)
         return layout, n_params, n_state, dropout
 
-    def _pretrain_stack(self):
+    def _pretrain_stack(self, n_samples, dtype):
         return _build_stack(
-            _layer_sizes(self.hidden_layer_sizes), self.first_layer,
+            _layer_sizes(self.hidden_layer_sizes), self.first_layer_,
             {"n_iter": ("pretrain_n_iter", self.pretrain_n_iter),
              "learning_rate": ("pretrain_learning_rate", self.pretrain_learning_rate),
              "batch_size": ("pretrain_batch_size", self.pretrain_batch_size),
              "k": ("k", self.k), "persistent": ("persistent", self.persistent)},
-            dict(dtype=self.dtype, n_jobs=self.n_jobs, verbose=self.verbose))
+            dict(dtype=dtype.name, n_jobs=self.n_jobs, verbose=self.verbose), n_samples)
+
+    def _early_stopping(self, n_samples, incremental):
+        """Whether this fit holds out a validation set ("auto": above 10000 rows; never in
+        partial_fit, as scikit-learn's MLP)."""
+        if incremental:
+            return False
+        if self.early_stopping == "auto":
+            return n_samples > _EARLY_STOPPING_ROWS
+        return bool(self.early_stopping)
 
     def _learning_rate_init(self):
         if self.learning_rate_init != "auto":
             return float(self.learning_rate_init)
-        if self.solver == "adam":
-            return 0.001
-        return 0.01 if self._out_activation(2) == "identity" else 0.1
+        task = "regression" if self._out_activation(2) == "identity" else "classification"
+        return _AUTO_LEARNING_RATES[self.solver, task]
 
     def _batch_rows(self, n_samples):
         if self.batch_size == "auto":
@@ -579,17 +733,23 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
         """Validate (leaving the model untouched on error), initialise, train."""
         with _unchanged_on_error(self):
             first = not hasattr(self, "_theta") or not (incremental or self.warm_start)
-            X, y, Y = self._validate_input(X, y, first=first, incremental=incremental,
-                                           classes=classes)
+            X, y = validate_data(self, X, y, dtype=_fit_dtype(self.dtype) if first
+                                 else self._theta.dtype, order="C", reset=first,
+                                 **self._target_checks)
+            Y = self._encode_targets(y, X.dtype, first=first, incremental=incremental,
+                                     classes=classes)
+            if first:
+                self.first_layer_ = _resolve_first_layer(self.first_layer, X)
+                self.input_mean_, self.input_scale_ = _standardisation(X, self.first_layer_)
+            X = _engine_array(_standardised(X, self.input_mean_, self.input_scale_))
             layout, n_params, n_state, dropout = self._network_settings(X.shape[1], Y.shape[1])
             if not first and not np.array_equal(layout, self._layout):
                 raise ValueError(
                     "the network's shape (hidden_layer_sizes, activation, batch_norm) changed "
                     "since the last fit; set warm_start=False to start afresh")
-            stack = self._pretrain_stack() if self.pretrain and first else None
             rng = check_random_state(self.random_state) if first or not incremental \
                 else self._shuffle_rng()
-            early_stopping = self.early_stopping and not incremental
+            early_stopping = self._early_stopping(X.shape[0], incremental)
             X_val = y_val = None
             if early_stopping:
                 X, X_val, Y, _, _, y_val = train_test_split(
@@ -600,6 +760,8 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
                         f"validation_fraction={self.validation_fraction} leaves "
                         f"{X_val.shape[0]} validation samples; early stopping needs at least 2")
                 X, Y = _engine_array(X), _engine_array(Y)
+            stack = self._pretrain_stack(X.shape[0], X.dtype) if self.pretrain and first \
+                else None
         completed = self._initialize(X, Y, layout, n_params, n_state, dropout, stack, rng) \
             if first else True
         if first or not incremental:  # a fresh optimizer, as scikit-learn's MLP
@@ -644,7 +806,7 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
             [self._seed, self.n_iter_]).generate_state(1))
 
     def _initialize(self, X, Y, layout, n_params, n_state, dropout, stack, rng):
-        dtype = np.dtype(self.dtype)
+        dtype = X.dtype
         self._layout = layout
         self._theta = np.zeros(n_params, dtype)
         self._bn_state = np.zeros(n_state, dtype)
@@ -694,6 +856,11 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
                 n_batches += 1
         return total / n_batches
 
+    def _no_improvement_message(self, early_stopping):
+        what = "Validation score" if early_stopping else "Training loss"
+        return (f"{what} did not improve more than tol={self.tol:f} for "
+                f"{self.n_iter_no_change} consecutive epochs.")
+
     def _snapshot(self):
         return [a.copy() for a in (self._theta, self._bn_state, self._state_1, self._state_2)]
 
@@ -739,8 +906,8 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
                         raise FloatingPointError(
                             f"{type(self).__name__} diverged in epoch {self.n_iter_ + 1}: "
                             "the loss or the weights became non-finite (the model is restored "
-                            "to the previous epoch). Lower learning_rate_init, set "
-                            "max_grad_norm, or scale the inputs/targets.")
+                            "to the previous epoch). Lower learning_rate_init or set "
+                            "max_grad_norm.")
                     score = self._validation_score(X_val, y_val) if early_stopping else None
                 except KeyboardInterrupt:
                     # the compiled epoch ran to its end before Python saw the signal: roll it
@@ -769,17 +936,27 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
                     improved = loss <= self.best_loss_ - self.tol
                     self.best_loss_ = min(self.best_loss_, float(loss))
                 self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
-                progress.update(f"Iteration {self.n_iter_}, loss = {loss:.8f}", **figures)
+                # scikit-learn's MLP: its printed lines, its schedule, its stopping rule
+                lines = [f"Iteration {self.n_iter_}, loss = {loss:.8f}"]
+                if early_stopping:
+                    lines.append(f"Validation score: {score:f}")
                 if self.solver == "sgd" and self.learning_rate == "invscaling":
                     self._current_lr = self._learning_rate_init() / (self.t_ + 1) ** self.power_t
+                stop = False
                 if self._no_improvement_count > self.n_iter_no_change:
+                    lines.append(self._no_improvement_message(early_stopping))
                     if self.solver == "sgd" and self.learning_rate == "adaptive" \
                             and self._current_lr > 1e-6:
                         self._current_lr /= 5.0
                         self._no_improvement_count = 0
+                        lines[-1] += f" Setting learning rate to {self._current_lr:f}"
                     else:
-                        break
-                if incremental:
+                        stop = True
+                        lines[-1] += (" Learning rate too small. Stopping."
+                                      if self.learning_rate == "adaptive"
+                                      and self.solver == "sgd" else " Stopping.")
+                progress.update("\n".join(lines), **figures)
+                if stop or incremental:
                     break
             else:
                 if not incremental:
@@ -822,6 +999,9 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
         if self.rbms_:
             _check_loaded_stack(self.rbms_, self.n_features_in_, sizes[1:-1],
                                 self._theta.dtype)
+        _check_first_layer(self.first_layer_, self.rbms_[0] if self.rbms_ else None)
+        _check_standardisation(self.input_mean_, self.input_scale_, self.n_features_in_,
+                               self._theta.dtype)
 
     # ------------------------------------------------------------------------------
     # inference
@@ -839,8 +1019,8 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
 
     def _validated_forward(self, X):
         check_is_fitted(self)
-        return self._forward(validate_data(self, X, dtype=self._theta.dtype, order="C",
-                                           reset=False))
+        X = validate_data(self, X, dtype=self._theta.dtype, order="C", reset=False)
+        return self._forward(_standardised(X, self.input_mean_, self.input_scale_))
 
     @property
     def coefs_(self):
@@ -866,25 +1046,28 @@ _NETWORK_DOC = """
         Hidden units per layer (each one RBM when pretraining). The default is smaller
         than :class:`DBN`'s (500, 500, 2000), which is Hinton et al.'s MNIST net: it fits
         small data sets such as the 8x8 digits in about a second (0.97-0.98 held-out
-        accuracy there; a (256, 256) net reaches about the same after several times
-        longer). Use deeper stacks for images of MNIST size.
+        accuracy there). Use deeper stacks for images of MNIST size.
     activation : {"logistic", "tanh", "relu", "identity"}, default="logistic"
         Hidden activation. Pretrained RBM units are logistic: that is the faithful unrolling;
         other activations start from the same weights but compute another function.
-    solver : {"sgd", "adam"}, default="sgd"
-        SGD with (Nesterov) momentum, or Adam (scikit-learn's semantics).
+    solver : {"adam", "sgd"}, default="adam"
+        Adam, or SGD with (Nesterov) momentum (scikit-learn's semantics). Adam is the
+        default, as in scikit-learn's MLP: a softmax or linear output on pretrained
+        features (saturated logistic units, all positive) is badly conditioned for SGD,
+        whose steps then need tuning to the data.
     alpha : float, default=1e-4
         L2 penalty, scikit-learn's convention ``0.5 * alpha * ||W||**2 / n_batch_rows``.
-    batch_size : int or "auto", default=32
-        Mini-batch size; "auto" is ``min(200, n_samples)``.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size; "auto" is ``min(200, n_samples)``, as scikit-learn's MLP.
     learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
         Step-size schedule of the SGD solver, as in scikit-learn's MLP: "invscaling" uses
         ``learning_rate_init / (t_ + 1) ** power_t`` after each epoch, "adaptive" divides
         the step by 5 whenever ``n_iter_no_change`` epochs do not improve.
     learning_rate_init : float or "auto", default="auto"
-        Initial step size. "auto": 0.001 for Adam (scikit-learn's default); for SGD 0.1
-        with classification and 0.01 with regression (the identity output's squared error
-        wants smaller steps).
+        Initial step size. "auto": for Adam 0.003 with classification (scikit-learn's
+        0.001 stops short of the pretrained net's accuracy within the default epochs) and
+        0.01 with regression (standardised targets); for SGD 0.1 with classification and
+        0.01 with regression (the squared error's gradient is unbounded).
     power_t : float, default=0.5
         Exponent of the "invscaling" schedule.
     max_iter : int, default=200
@@ -897,16 +1080,24 @@ _NETWORK_DOC = """
     tol : float, default=1e-4
         Improvement below which an epoch counts as no progress.
     verbose : bool or int, default=False
-        1: progress bar (tqdm) over epochs; 2: one line per epoch. Passed to the RBMs.
+        Print progress on stdout, in scikit-learn MLP's words: ``Iteration N, loss = ...``
+        after each fine-tuning epoch, ``Validation score: ...`` with early stopping, and
+        the message of the stopping rule (or of the "adaptive" schedule's step). The
+        pretraining RBMs print their own lines; a progress bar is drawn on stderr when it
+        is a terminal (see :func:`fastrbm.set_progress_bar`).
     warm_start : bool, default=False
         Continue from the fitted weights (no new pretraining) with a fresh optimizer.
     momentum : float, default=0.9
         SGD momentum.
     nesterovs_momentum : bool, default=True
         Nesterov's momentum (SGD).
-    early_stopping : bool, default=False
+    early_stopping : bool or "auto", default="auto"
         Hold out ``validation_fraction`` of the training data (stratified for
         classification), stop when its score stops improving and restore the best weights.
+        "auto": on when there are more than 10000 training rows (the rule of
+        scikit-learn's HistGradientBoosting), where the training loss creeps down for
+        many epochs after the held-out score has stopped improving. Never in
+        ``partial_fit``.
     validation_fraction : float, default=0.1
         Held-out fraction for early stopping.
     beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
@@ -917,14 +1108,21 @@ _NETWORK_DOC = """
         Pretrain the hidden layers as a greedy RBM stack (the net's weights are then
         ``W_l = rbms_[l].components_.T`` and biases ``rbms_[l].intercept_hidden_``);
         False: Glorot-style random initialisation, as scikit-learn's MLP.
-    first_layer : {"bernoulli", "gaussian"}, default="bernoulli"
-        Visible units of the bottom RBM: "bernoulli" for data in [0, 1], "gaussian" for
-        standardised real-valued data (see :class:`DBN`; give that layer a smaller
-        ``pretrain_learning_rate``, e.g. ``[0.01, 0.1]``).
-    pretrain_n_iter : int or array-like of int, default=40
-        RBM epochs, for all layers or one value per layer.
-    pretrain_learning_rate : float or array-like of float, default=0.1
-        RBM learning rate(s).
+    first_layer : {"auto", "bernoulli", "gaussian"}, default="auto"
+        What the bottom layer does with X. "bernoulli": X is used as given, for data in
+        [0, 1], and the bottom RBM has binary visible units. "gaussian": X is
+        standardised per feature with the training data's mean and standard deviation
+        (``input_mean_``, ``input_scale_``; in ``predict`` too), and the bottom RBM has
+        unit-variance Gaussian visible units. "auto": "bernoulli" when the training data
+        lies in [0, 1], else "gaussian" (raw measurements, counts, standardised data).
+        With ``pretrain=False`` it decides the standardisation alone.
+    pretrain_n_iter : "auto", int or array-like, default="auto"
+        RBM epochs, for all layers or one value per layer. "auto": enough epochs for
+        6000 mini-batch updates per layer, from 1 to 20 (20 on up to 3000 rows at batch
+        10, one on 60000 rows).
+    pretrain_learning_rate : "auto", float or array-like, default="auto"
+        RBM learning rate(s). "auto": 0.1 for Bernoulli visible units, 0.01 for a
+        Gaussian first layer (Hinton 2010, section 13.2).
     pretrain_batch_size : int or array-like of int, default=10
         RBM mini-batch size(s).
     k : int or array-like of int, default=1
@@ -943,8 +1141,11 @@ _NETWORK_DOC = """
         scikit-learn's MLP initialisation). Large values give saturated logistic units or,
         with ReLU, exploding activations and gradients: the ill-conditioned starts studied
         in ``examples/vanishing_gradient.py``. Pretrained hidden layers ignore it.
-    dtype : {"float32", "float64"}, default="float32"
-        Precision of the parameters and of all computation.
+    dtype : {"float32", "float64"} or None, default=None
+        Precision of the parameters, of all computation and of the predictions. None:
+        that of the training data, as scikit-learn does it (float32 stays float32,
+        float64 stays float64, anything else becomes float64); later ``partial_fit``
+        calls convert to the fitted precision.
     n_jobs : int, default=None
         Threads of fine-tuning (for layers cut into blocks: large enough to share), of
         prediction (BLAS) and of the Gibbs engine during pretraining. None: all cores when
@@ -980,8 +1181,13 @@ _NETWORK_ATTRIBUTES = """
     initial_gradient_norms_ : ndarray of shape (n_layers_ - 1,)
         The same at the initial (pretrained or random) weights, before the first step
         (mean over up to 20 mini-batches).
-    rbms_ : list of BernoulliRBM
+    rbms_ : list of BernoulliRBM or GaussianBernoulliRBM
         The pretrained RBMs (empty when ``pretrain=False``).
+    first_layer_ : {"bernoulli", "gaussian"}
+        ``first_layer`` with "auto" resolved.
+    input_mean_, input_scale_ : ndarray of shape (n_features_in_,) or None
+        The standardisation applied to X with ``first_layer_ == "gaussian"``; None when X
+        is used as given.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -1034,8 +1240,10 @@ class DBNClassifier(ClassifierMixin, _BaseDBNNetwork):
     def _out_activation(n_outputs):
         return "logistic" if n_outputs == 1 else "softmax"
 
-    def _validate_input(self, X, y, *, first, incremental, classes):
-        X, y = validate_data(self, X, y, dtype=np.dtype(self.dtype), order="C", reset=first)
+    _target_checks = {}  # validate_data's defaults for y: one column, any label type
+
+    def _encode_targets(self, y, dtype, *, first, incremental, classes):
+        """The one-hot targets the engine trains on; sets ``classes_`` on a first fit."""
         if first or not incremental:
             # later partial_fit chunks: _one_hot refuses any label outside classes_, which
             # covers what type_of_target would (1 ms of each call on 18000 labels)
@@ -1058,9 +1266,9 @@ class DBNClassifier(ClassifierMixin, _BaseDBNNetwork):
             raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes in "
                              f"the data, but the data contains only one class: "
                              f"{self.classes_[0]!r}")
-        return _engine_array(X), y, self._one_hot(y)
+        return self._one_hot(y, dtype)
 
-    def _one_hot(self, y):
+    def _one_hot(self, y, dtype):
         """LabelBinarizer's encoding of y over ``classes_`` (one 0/1 column for two classes),
         by a binary search in the sorted classes: LabelBinarizer's fit and transform
         re-derived the label type and the classes from y each call (about 3 ms of a
@@ -1078,8 +1286,8 @@ class DBNClassifier(ClassifierMixin, _BaseDBNNetwork):
                 unknown = list(dict.fromkeys(unknown.tolist()))
             raise ValueError(f"y has classes not in classes_ {self.classes_}: {unknown}")
         if self.classes_.size == 2:
-            return index.astype(self.dtype).reshape(-1, 1)
-        Y = np.zeros((y.shape[0], self.classes_.size), self.dtype)
+            return index.astype(dtype).reshape(-1, 1)
+        Y = np.zeros((y.shape[0], self.classes_.size), dtype)
         Y[np.arange(y.shape[0]), index] = 1
         return Y
 
@@ -1199,17 +1407,38 @@ class DBNRegressor(RegressorMixin, _BaseDBNNetwork):
     def _out_activation(n_outputs):
         return "identity"
 
-    def _validate_input(self, X, y, *, first, incremental, classes):
-        X, y = validate_data(self, X, y, dtype=np.dtype(self.dtype), order="C",
-                             multi_output=True, y_numeric=True, reset=first)
-        Y = np.asarray(y, dtype=self.dtype).reshape(y.shape[0], -1)
-        if not first and Y.shape[1] != self.n_outputs_:
+    _target_checks = dict(multi_output=True, y_numeric=True)
+    _checkpoint_arrays = _BaseDBNNetwork._checkpoint_arrays + ("target_mean_",
+                                                               "target_scale_")
+
+    def _checkpoint_restore(self, state):
+        """Set the loaded state, checking the target standardisation's shape."""
+        super()._checkpoint_restore(state)
+        if self.target_mean_ is None:
+            raise ValueError("the target mean and scale are missing")
+        _check_standardisation(self.target_mean_, self.target_scale_, self.n_outputs_,
+                               self._theta.dtype)
+
+    def _encode_targets(self, y, dtype, *, first, incremental, classes):
+        """The standardised targets the engine trains on; a first fit sets
+        ``target_mean_`` and ``target_scale_`` (constant targets get scale 1)."""
+        Y = np.asarray(y, dtype=np.float64).reshape(y.shape[0], -1)
+        if first:
+            scale = Y.std(axis=0)
+            scale[scale < 10 * np.finfo(dtype).eps] = 1.0
+            self.target_mean_ = Y.mean(axis=0).astype(dtype)
+            self.target_scale_ = scale.astype(dtype)
+        elif Y.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {Y.shape[1]} targets, the model was fitted with "
                              f"{self.n_outputs_}")
-        return _engine_array(X), y, _engine_array(Y)
+        return _engine_array(((Y - self.target_mean_) / self.target_scale_).astype(dtype))
+
+    def _targets(self, out):
+        """Network outputs mapped back to the units of y."""
+        return out * self.target_scale_ + self.target_mean_
 
     def _validation_score(self, X, y):
-        return float(r2_score(y, self._forward(X)))
+        return float(r2_score(y, self._targets(self._forward(X))))
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y):
@@ -1242,7 +1471,7 @@ class DBNRegressor(RegressorMixin, _BaseDBNNetwork):
         y : ndarray of shape (n_samples,) or (n_samples, n_targets)
             Predictions (1-D when fitted on a 1-D y).
         """
-        out = self._validated_forward(X)
+        out = self._targets(self._validated_forward(X))
         return out.ravel() if out.shape[1] == 1 else out
 
     def __sklearn_tags__(self):

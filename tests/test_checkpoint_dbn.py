@@ -130,6 +130,47 @@ def test_regressor_round_trip(data, tmp_path):
     assert loaded.coefs_[0].dtype == np.float32
 
 
+@pytest.mark.parametrize("make", [
+    lambda: DBN((8, 4), n_iter=1, random_state=0),
+    lambda: DBNClassifier(**NET),
+    lambda: DBNRegressor(**NET),
+], ids=["DBN", "DBNClassifier", "DBNRegressor"])
+def test_standardised_models_round_trip_and_resume(data, tmp_path, make):
+    # raw float64 data outside [0, 1]: a Gaussian first layer behind the fitted
+    # standardisation (and standardised targets for the regressor) survive save / load
+    X, y = data
+    X = 16 * X.astype(np.float64) - 3
+    model = make().fit(X, y)
+    assert model.first_layer_ == "gaussian" and model.input_mean_.dtype == np.float64
+    loaded = round_trip(model, tmp_path)
+    if isinstance(model, DBN):
+        np.testing.assert_array_equal(loaded.transform(X), model.transform(X))
+        np.testing.assert_array_equal(loaded.sample(3, 5, random_state=0),
+                                      model.sample(3, 5, random_state=0))
+        return
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    assert_same_model(loaded.partial_fit(X, y), model.partial_fit(X, y))
+
+
+def test_tampered_standardisation_is_rejected(data, tmp_path):
+    X, y = data
+    DBNRegressor(**NET).fit(X - 0.5, y).save(tmp_path / "reg.npz")
+    contents, meta = _read(tmp_path / "reg.npz")
+    cases = {
+        "short": {**contents, "input_scale_": contents["input_scale_"][:-1]},
+        "zero": {**contents, "target_scale_": np.zeros_like(contents["target_scale_"])},
+        "dtype": {**contents, "input_mean_": contents["input_mean_"].astype(np.float16)},
+    }
+    for name, arrays in cases.items():
+        _write(tmp_path / f"{name}.npz", arrays, meta)
+        with pytest.raises(ValueError, match="corrupt|inconsistent"):
+            DBNRegressor.load(tmp_path / f"{name}.npz")
+    values = {**meta["values"], "first_layer_": "bernoulli"}
+    _write(tmp_path / "layer.npz", contents, {**meta, "values": values})
+    with pytest.raises(ValueError, match="corrupt|inconsistent"):
+        DBNRegressor.load(tmp_path / "layer.npz")
+
+
 def test_feature_names_come_back_as_sklearn_keeps_them(data, tmp_path):
     pd = pytest.importorskip("pandas")
     X, y = data
@@ -170,8 +211,8 @@ def test_classifier_partial_fit_resumes_bit_identically(data, tmp_path, settings
 
 def test_regressor_partial_fit_resumes_bit_identically(data, tmp_path):
     X, y = data
-    kw = dict(NET, learning_rate="adaptive", momentum=0.5, batch_norm=True, n_iter_no_change=1,
-              tol=10.0)
+    kw = dict(NET, solver="sgd", learning_rate="adaptive", momentum=0.5, batch_norm=True,
+              n_iter_no_change=1, tol=10.0)
     uninterrupted = _partial_fit(DBNRegressor(**kw), X, y / 9.0, 5)
     first = _partial_fit(DBNRegressor(**kw), X, y / 9.0, 2)
     first.save(tmp_path / "reg.npz")
