@@ -1214,8 +1214,15 @@ class DBNClassifier(ClassifierMixin, _BaseDBNNetwork):
     layers are fine-tuned to minimise cross-entropy; with ``pretrain=False`` the identical
     net trains from random initialisation. Fine-tuning parameters have the names and
     meanings of :class:`sklearn.neural_network.MLPClassifier`; the defaults differ where the
-    pretrained logistic net wants it (hidden_layer_sizes (256,), solver "sgd",
-    learning_rate_init "auto", i.e. 0.1 here, batch_size 32).
+    pretrained logistic net wants it (hidden_layer_sizes (256,), learning_rate_init
+    "auto", i.e. 0.003 here, early_stopping "auto").
+
+    Cost of a default fit: pretraining at most 6000 CD-1 updates of 10 rows (one or two
+    passes over 60000 rows), then fine-tuning epochs of ``min(200, n_samples)``-row
+    mini-batches, each about 6 * n_samples * (n_features * 256 + 256 * n_classes)
+    floating-point operations, until the stopping rule (held-out accuracy above 10000
+    rows). On the 60000 Fashion-MNIST training images that is 2 pretraining and 29
+    fine-tuning epochs: minutes on two cores, 0.89 test accuracy.
     """ + _NETWORK_DOC + """
     Attributes
     ----------
@@ -1383,10 +1390,17 @@ class DBNRegressor(RegressorMixin, _BaseDBNNetwork):
 
     As :class:`DBNClassifier` with a linear output layer and the squared error
     ``0.5 * sum_outputs((y_hat - y)**2)`` averaged over samples (scikit-learn's MLPRegressor
-    also divides by the number of outputs). Targets are used as given: scale them.
+    also divides by the number of outputs). The targets are standardised inside (each
+    output to zero mean and unit variance: ``target_mean_``, ``target_scale_``), so the
+    loss, ``loss_curve_`` and ``tol`` are in standardised units, and predictions are
+    mapped back to the units of y. A default fit costs what :class:`DBNClassifier`'s does.
     """ + _NETWORK_DOC + """
     Attributes
-    ----------""" + _NETWORK_ATTRIBUTES + """
+    ----------
+    target_mean_, target_scale_ : ndarray of shape (n_outputs_,)
+        Mean and standard deviation (1 for a constant target) of each target in the
+        first fit: the network predicts ``(y - target_mean_) / target_scale_``.""" + \
+        _NETWORK_ATTRIBUTES + """
     See Also
     --------
     DBNClassifier, DBN
