@@ -1238,7 +1238,7 @@ class DBNClassifier(ClassifierMixin, _BaseDBNNetwork):
     >>> from fastrbm import DBNClassifier
     >>> from fastrbm.datasets import load_digits
     >>> X, y = load_digits()
-    >>> clf = DBNClassifier(hidden_layer_sizes=(64,), max_iter=20, random_state=0)
+    >>> clf = DBNClassifier(hidden_layer_sizes=(64,), max_iter=50, random_state=0)
     >>> clf.fit(X, y).score(X, y) > 0.95
     True
     """
