@@ -24,6 +24,15 @@ def large():
 
 
 @pytest.fixture(scope="session")
+def large64():
+    """The large workload in float64: every peer fed float64 data."""
+    try:
+        return _peers.large_workload(dtype="float64")
+    except FileNotFoundError:
+        pytest.skip(_peers.FASHION_MNIST_HELP)
+
+
+@pytest.fixture(scope="session")
 def small():
     return _peers.small_workload()
 

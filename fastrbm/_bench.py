@@ -15,6 +15,10 @@ units, then the visible units, and ends at the hidden probabilities; gradients a
 the batch; weights initialised N(0, 0.01), biases zero. CD-1 starts each chain at the batch's
 hidden sample, PCD-1 keeps ``batch_size`` chains (started at zero, as scikit-learn).
 
+Every workload exists in float32 and float64 (``dtype=``): all peers are fed data of that dtype
+and compute in it (fastrbm is also passed ``dtype`` explicitly), so a float64 table compares
+double precision with double precision.
+
 Importing this module needs neither the compiled kernels nor PyTorch: absent ones are
 skipped with a note, so the peers can be timed before fastrbm is built.
 """
@@ -96,11 +100,16 @@ class Workload:
     """Data and hyper-parameters of one benchmark."""
 
     name: str
-    X: np.ndarray = field(repr=False)  # float32, C-contiguous
+    X: np.ndarray = field(repr=False)  # float32 or float64, C-contiguous
     n_hidden: int
     batch_size: int
     n_iter: int
     learning_rate: float = 0.1
+
+    @property
+    def dtype(self):
+        """The precision every peer trains in: X's dtype."""
+        return self.X.dtype
 
     @property
     def eval_rows(self):
@@ -108,22 +117,36 @@ class Workload:
         return self.X[:N_EVAL_ROWS]
 
 
-def large_workload(n_rows=None):
-    """One CD-1 epoch on binarised Fashion-MNIST train (60000x784), 500 hidden, batch 100.
+DTYPES = ("float32", "float64")
+
+
+def _as_dtype(X, dtype):
+    dtype = np.dtype(dtype)
+    if dtype.name not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype.name!r}")
+    return np.ascontiguousarray(X, dtype=dtype)
+
+
+def large_workload(n_rows=None, dtype="float32"):
+    """One CD-1 epoch on binarised Fashion-MNIST train (60000x784), 500 hidden, batch 100,
+    every peer fed ``dtype`` data (float32 or float64).
 
     Raises FileNotFoundError (with the apt-get hint) when Fashion-MNIST is not installed.
     """
     X, _ = datasets.load_fashion_mnist(subset="train", binarize=True)
     if n_rows is not None:
-        X = np.ascontiguousarray(X[:n_rows])
-    name = f"Fashion-MNIST {X.shape[0]}x{X.shape[1]} binarised, 500 hidden, batch 100, 1 epoch"
+        X = X[:n_rows]
+    X = _as_dtype(X, dtype)
+    name = (f"Fashion-MNIST {X.shape[0]}x{X.shape[1]} binarised, 500 hidden, batch 100, "
+            f"1 epoch, {X.dtype.name}")
     return Workload(name, X, n_hidden=500, batch_size=100, n_iter=1)
 
 
-def small_workload():
-    """Digits (1797x64, scaled to [0, 1]), 256 hidden, batch 10, 10 epochs."""
+def small_workload(dtype="float32"):
+    """Digits (1797x64, scaled to [0, 1]), 256 hidden, batch 10, 10 epochs, in ``dtype``."""
     X, _ = datasets.load_digits()
-    name = "digits 1797x64, 256 hidden, batch 10, 10 epochs"
+    X = _as_dtype(X, dtype)
+    name = f"digits 1797x64, 256 hidden, batch 10, 10 epochs, {X.dtype.name}"
     return Workload(name, X, n_hidden=256, batch_size=10, n_iter=10)
 
 
@@ -174,8 +197,9 @@ def missing_requirement(key):
     return None
 
 
-def make_run(key, workload):
-    """The timed callable of peer ``key`` on ``workload`` (see the module docstring)."""
+def make_run(key, workload, n_jobs=None):
+    """The timed callable of peer ``key`` on ``workload`` (see the module docstring);
+    ``n_jobs`` goes to fastrbm's estimators (the other peers follow the pinned threads)."""
     w = workload
     if key == "floor":
         return _fastrbm_floor_run(w)
@@ -193,7 +217,8 @@ def make_run(key, workload):
         return _estimator_run(
             w, lambda: rbm_class(n_components=w.n_hidden, learning_rate=w.learning_rate,
                                  batch_size=w.batch_size, n_iter=w.n_iter, random_state=0,
-                                 persistent=key == "fastrbm-pcd", k=1)
+                                 persistent=key == "fastrbm-pcd", k=1, n_jobs=n_jobs,
+                                 dtype=w.dtype.name)  # the workload's precision, explicitly
         )
     if key in ("torch-cd", "torch-pcd"):
         return _torch_run(w, persistent=key == "torch-pcd")
@@ -216,13 +241,15 @@ def _torch_run(w, persistent, seed=0):
     n, n_visible = X.shape
     B, lr = w.batch_size, w.learning_rate
 
+    dt = X.dtype
+
     def run():
         g = torch.Generator().manual_seed(seed)
         with torch.no_grad():
-            W = torch.randn(w.n_hidden, n_visible, generator=g).mul_(0.01)
-            b = torch.zeros(n_visible)
-            c = torch.zeros(w.n_hidden)
-            chain = torch.zeros(B, w.n_hidden)
+            W = torch.randn(w.n_hidden, n_visible, generator=g, dtype=dt).mul_(0.01)
+            b = torch.zeros(n_visible, dtype=dt)
+            c = torch.zeros(w.n_hidden, dtype=dt)
+            chain = torch.zeros(B, w.n_hidden, dtype=dt)
             for _ in range(w.n_iter):
                 for start in range(0, n, B):
                     v0 = X[start:start + B]
@@ -242,7 +269,7 @@ def _torch_run(w, persistent, seed=0):
 
 
 def _sigmoid_(a):
-    """In-place float32 logistic function, as 0.5 + 0.5 * tanh(a / 2): no overflow, 4 passes."""
+    """In-place logistic function, as 0.5 + 0.5 * tanh(a / 2): no overflow, 4 passes."""
     a *= 0.5
     np.tanh(a, out=a)
     a *= 0.5
@@ -253,16 +280,16 @@ def _numpy_cd_run(w, seed=0):
     X = w.X
     n, n_visible = X.shape
     nh, B, lr = w.n_hidden, w.batch_size, w.learning_rate
-    f32 = np.float32
+    dt = w.dtype
 
     def run():
         rng = np.random.default_rng(seed)
-        W = rng.standard_normal((nh, n_visible), dtype=f32)
+        W = rng.standard_normal((nh, n_visible), dtype=dt)
         W *= 0.01
-        b = np.zeros(n_visible, f32)
-        c = np.zeros(nh, f32)
-        ph0_, h0_, ph1_, uh_ = (np.empty((B, nh), f32) for _ in range(4))
-        v1_, uv_ = (np.empty((B, n_visible), f32) for _ in range(2))
+        b = np.zeros(n_visible, dt)
+        c = np.zeros(nh, dt)
+        ph0_, h0_, ph1_, uh_ = (np.empty((B, nh), dt) for _ in range(4))
+        v1_, uv_ = (np.empty((B, n_visible), dt) for _ in range(2))
         gW, gW_neg = np.empty_like(W), np.empty_like(W)
         for _ in range(w.n_iter):
             for start in range(0, n, B):
@@ -272,12 +299,12 @@ def _numpy_cd_run(w, seed=0):
                 np.matmul(v0, W.T, out=ph0)
                 ph0 += c
                 _sigmoid_(ph0)
-                rng.random(out=uh, dtype=f32)
+                rng.random(out=uh, dtype=dt)
                 np.less(uh, ph0, out=h0)
                 np.matmul(h0, W, out=v1)
                 v1 += b
                 _sigmoid_(v1)
-                rng.random(out=uv, dtype=f32)
+                rng.random(out=uv, dtype=dt)
                 np.less(uv, v1, out=v1)
                 np.matmul(v1, W.T, out=ph1)
                 ph1 += c
@@ -296,7 +323,7 @@ def _numpy_cd_run(w, seed=0):
 
 def _floor_weights(w):
     rng = np.random.default_rng(0)
-    W = rng.standard_normal((w.n_hidden, w.X.shape[1]), dtype=np.float32)
+    W = rng.standard_normal((w.n_hidden, w.X.shape[1]), dtype=w.dtype)
     W *= 0.01
     return W
 
@@ -312,11 +339,11 @@ def _fastrbm_floor_run(w):
 
 
 def _numpy_floor_run(w):
-    """The five CD-shaped GEMMs per mini-batch, into preallocated float32 buffers."""
+    """The five CD-shaped GEMMs per mini-batch, into preallocated buffers of X's dtype."""
     X, W = w.X, _floor_weights(w)
     B = w.batch_size
-    H1_, H2_ = np.empty((B, w.n_hidden), np.float32), np.empty((B, w.n_hidden), np.float32)
-    V1_ = np.empty((B, X.shape[1]), np.float32)
+    H1_, H2_ = np.empty((B, w.n_hidden), w.dtype), np.empty((B, w.n_hidden), w.dtype)
+    V1_ = np.empty((B, X.shape[1]), w.dtype)
     G = np.empty_like(W)
 
     def run():
@@ -367,7 +394,7 @@ def best_time(run, rounds, warmup_rounds=1):
 WORKLOADS = {"digits": "small", "fashion-mnist": "large"}
 
 
-def measure(workload, keys, rounds, log=None):
+def measure(workload, keys, rounds, log=None, n_jobs=None):
     """Time the peers ``keys`` on ``workload``.
 
     Rounds are interleaved (every peer once per round, after one warm-up each), so a change
@@ -383,6 +410,8 @@ def measure(workload, keys, rounds, log=None):
         Timed rounds per peer.
     log : file, default=None
         Where progress lines go; None means ``sys.stderr``.
+    n_jobs : int, default=None
+        fastrbm's ``n_jobs`` (None: its default, every core for large enough mini-batches).
 
     Returns
     -------
@@ -398,7 +427,7 @@ def measure(workload, keys, rounds, log=None):
         if why:
             notes.append(f"{PEERS[key].label}: not run ({why}).")
         else:
-            runs[key] = make_run(key, workload)
+            runs[key] = make_run(key, workload, n_jobs=n_jobs)
     times = {key: [] for key in runs}
     results = {}
     for key, run in runs.items():  # warm-up: JIT compilation, first-call allocations
@@ -441,7 +470,7 @@ def markdown_table(workload, rows, notes):
 
 
 def compare(data=("fashion-mnist", "digits"), *, quick=False, rounds=None, peers=None,
-            out=None, log=None):
+            dtypes=DTYPES, threads=None, out=None, log=None):
     """Time fastrbm and its peers side by side and write Markdown tables.
 
     Parameters
@@ -456,6 +485,13 @@ def compare(data=("fashion-mnist", "digits"), *, quick=False, rounds=None, peers
         Timed rounds per peer; None means 3, or 1 with ``quick``.
     peers : sequence of str, default=None
         Keys of :data:`PEERS` to run (in the workload's order); None runs them all.
+    dtypes : sequence of {"float32", "float64"}, default=("float32", "float64")
+        The precisions: each workload is timed once per dtype, every peer fed data of that
+        dtype (fastrbm is also given it as ``dtype=``), one table each.
+    threads : int, default=None
+        Threads of every peer: BLAS, OpenMP and torch are pinned to it and fastrbm gets it as
+        ``n_jobs``. None pins :data:`THREADS` (2) and leaves fastrbm's ``n_jobs`` at its
+        default. One thread gives steadier ratios on a machine shared with other work.
     out : file, default=None
         Where the header and the tables go; None means ``sys.stdout``.
     log : file, default=None
@@ -472,10 +508,16 @@ def compare(data=("fashion-mnist", "digits"), *, quick=False, rounds=None, peers
     unknown = set(peers or ()) - set(PEERS)
     if unknown:
         raise ValueError(f"unknown peers {sorted(unknown)}; choose from {sorted(PEERS)}")
+    unknown = set(dtypes) - set(DTYPES)
+    if unknown or not dtypes:
+        raise ValueError(f"unknown dtypes {sorted(unknown)}; choose from {list(DTYPES)}")
     out = sys.stdout if out is None else out
     rounds = rounds or (1 if quick else 3)
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    n_threads = THREADS if threads is None else threads
     import scipy
     import sklearn
 
@@ -486,24 +528,25 @@ def compare(data=("fashion-mnist", "digits"), *, quick=False, rounds=None, peers
     versions = (f"Python {platform.python_version()}, NumPy {np.__version__}, "
                 f"SciPy {scipy.__version__}, scikit-learn {sklearn.__version__}, "
                 f"PyTorch {torch_version}")
-    print(f"{THREADS} threads, min of {rounds} interleaved round(s) after a warm-up; "
+    print(f"{n_threads} thread(s), min of {rounds} interleaved round(s) after a warm-up; "
           f"{versions}.\n", file=out, flush=True)
     results = {}
-    with pinned_threads(THREADS, with_torch=with_torch):
+    with pinned_threads(n_threads, with_torch=with_torch):
         for name in data:
-            if WORKLOADS[name] == "large":
-                try:
-                    workload = large_workload(n_rows=10000 if quick else None)
-                except FileNotFoundError:
-                    print(f"- Large workload skipped: {FASHION_MNIST_HELP}.\n", file=out)
-                    continue
-                keys = LARGE_PEERS
-            else:
-                workload, keys = small_workload(), SMALL_PEERS
-            if peers is not None:
-                keys = [key for key in keys if key in peers]
-            print(f"{workload.name}:", file=log, flush=True)
-            rows, notes = measure(workload, keys, rounds, log=log)
-            print(markdown_table(workload, rows, notes), file=out, flush=True)
-            results[workload.name] = rows
+            for dtype in dtypes:
+                if WORKLOADS[name] == "large":
+                    try:
+                        workload = large_workload(n_rows=10000 if quick else None, dtype=dtype)
+                    except FileNotFoundError:
+                        print(f"- Large workload skipped: {FASHION_MNIST_HELP}.\n", file=out)
+                        break
+                    keys = LARGE_PEERS
+                else:
+                    workload, keys = small_workload(dtype=dtype), SMALL_PEERS
+                if peers is not None:
+                    keys = [key for key in keys if key in peers]
+                print(f"{workload.name}:", file=log, flush=True)
+                rows, notes = measure(workload, keys, rounds, log=log, n_jobs=threads)
+                print(markdown_table(workload, rows, notes), file=out, flush=True)
+                results[workload.name] = rows
     return results

@@ -132,7 +132,9 @@ def _bench(args):
     from . import _bench
 
     data = ("fashion-mnist", "digits") if args.data == "all" else (args.data,)
-    _bench.compare(data, quick=args.quick, rounds=args.rounds, peers=args.peers)
+    dtypes = _bench.DTYPES if args.dtype == "both" else (args.dtype,)
+    _bench.compare(data, quick=args.quick, rounds=args.rounds, peers=args.peers,
+                   dtypes=dtypes, threads=args.threads)
     return 0
 
 
@@ -258,6 +260,14 @@ def build_parser():
                        help="digits: 1797x64, 256 hidden, batch 10, 10 epochs (default); "
                             "fashion-mnist: one epoch on 60000x784, 500 hidden, batch 100 "
                             "(needs apt-get install dataset-fashion-mnist); all: both")
+    bench.add_argument("--dtype", choices=("float32", "float64", "both"), default="both",
+                       help="precision of the data every peer is fed (fastrbm is also given "
+                            "it as dtype=): one table per dtype; both (default) times "
+                            "float32 then float64")
+    bench.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                       help="threads of every peer: BLAS, OpenMP and PyTorch pinned to N, "
+                            "fastrbm given n_jobs=N (default: 2, fastrbm's n_jobs left at "
+                            "its default); 1 gives steadier ratios on a busy machine")
     bench.add_argument("--quick", action="store_true",
                        help="one round, and only the first 10000 Fashion-MNIST rows")
     bench.add_argument("--rounds", type=_positive_int, default=None,

@@ -46,6 +46,7 @@ BAD_FLAGS = [
     (["bench", "--data", "cifar"], "argument --data: invalid choice: 'cifar'"),
     (["bench", "--peers", "sklearn,nope"], "argument --peers: unknown peer(s) nope"),
     (["bench", "--rounds", "-1"], "argument --rounds: expected a positive integer"),
+    (["bench", "--dtype", "float16"], "argument --dtype: invalid choice: 'float16'"),
     (["info", "--verbose"], "unrecognized arguments: --verbose"),
     (["explode"], "invalid choice: 'explode'"),
     ([], "the following arguments are required: COMMAND"),
@@ -92,8 +93,9 @@ def tiny_bench(monkeypatch):
     """Shrink the small workload so that the bench command runs in a fraction of a second."""
     X = np.ascontiguousarray(_bench.small_workload().X[:300])
 
-    def tiny():
-        return _bench.Workload("tiny digits 300x64", X, n_hidden=16, batch_size=10, n_iter=2)
+    def tiny(dtype="float32"):
+        return _bench.Workload(f"tiny digits 300x64, {dtype}", X.astype(dtype), n_hidden=16,
+                               batch_size=10, n_iter=2)
 
     monkeypatch.setattr(_bench, "small_workload", tiny)
 
@@ -107,12 +109,12 @@ def table_rows(text):
 
 def test_bench_table_compares_fastrbm_with_sklearn(tiny_bench, capsys):
     peers = "floor-numpy,sklearn,fastrbm-cd,fastrbm-pcd"
-    assert cli.main(["bench", "--rounds", "2", "--peers", peers]) == 0
+    assert cli.main(["bench", "--rounds", "2", "--peers", peers, "--dtype", "float32"]) == 0
     # The installed command runs from the package, not from the repository's bench/.
     assert "_peers" not in sys.modules and Path(_bench.__file__).parent.name == "fastrbm"
     captured = capsys.readouterr()
     assert "round 2/2" in captured.err  # progress on stderr, table on stdout
-    assert "**tiny digits 300x64**" in captured.out
+    assert "**tiny digits 300x64, float32**" in captured.out
     rows = table_rows(captured.out)
     assert list(rows) == ["GEMM floor (NumPy matmul)", "scikit-learn BernoulliRBM (PCD-1)",
                           "fastrbm CD-1", "fastrbm PCD-1"]
@@ -121,6 +123,34 @@ def test_bench_table_compares_fastrbm_with_sklearn(tiny_bench, capsys):
     assert float(sk[1]) > 0 and cd[1] == pcd[1] == "—"
     for error in (sk[3], cd[3], pcd[3]):
         assert 0 < float(error) < 0.25
+
+
+def test_bench_times_each_dtype_in_its_own_table(tiny_bench, capsys):
+    # Default: float32 then float64, one table each, every peer fed that dtype.
+    assert cli.main(["bench", "--quick", "--peers", "sklearn,fastrbm-pcd"]) == 0
+    out = capsys.readouterr().out
+    titles = [line for line in out.splitlines() if line.startswith("**")]
+    assert titles == ["**tiny digits 300x64, float32**", "**tiny digits 300x64, float64**"]
+    assert cli.main(["bench", "--quick", "--peers", "fastrbm-cd", "--dtype", "float64"]) == 0
+    out = capsys.readouterr().out
+    assert [line for line in out.splitlines() if line.startswith("**")] == [
+        "**tiny digits 300x64, float64**"]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_bench_peers_train_in_the_workload_dtype(dtype):
+    X = np.ascontiguousarray(_bench.small_workload(dtype=dtype).X[:40])
+    assert X.dtype == dtype
+    workload = _bench.Workload("w", X, n_hidden=4, batch_size=10, n_iter=1)
+    for key, peer in _bench.PEERS.items():
+        if _bench.missing_requirement(key) is None:  # torch when installed, the rest always
+            params = _bench.make_run(key, workload)()
+            if peer.variant == "floor":
+                assert params is None
+            else:
+                assert [np.asarray(p).dtype for p in params] == [np.dtype(dtype)] * 3, key
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        _bench.small_workload(dtype="float16")
 
 
 def test_markdown_table_ratios():
@@ -152,6 +182,8 @@ def test_bench_rejects_unknown_names():
         _bench.compare(["cifar"])
     with pytest.raises(ValueError, match="unknown peers"):
         _bench.compare(["digits"], peers=["nope"])
+    with pytest.raises(ValueError, match="unknown dtypes"):
+        _bench.compare(["digits"], dtypes=["float16"])
 
 
 def test_bench_compare_script_is_a_thin_wrapper(monkeypatch):
