@@ -104,6 +104,13 @@ def draw_seed(rng):
     return int((hi << np.uint64(32)) | lo)
 
 
+def fit_dtype(dtype):
+    """The dtype(s) ``validate_data`` keeps at fit for an estimator's ``dtype`` parameter:
+    scikit-learn's rule for None (float32 and float64 stay, anything else becomes
+    float64), else the forced one."""
+    return (np.float64, np.float32) if dtype is None else np.dtype(dtype)
+
+
 def softplus(x):
     """log(1 + exp(x)), overflow-safe, in the dtype of x."""
     return np.logaddexp(x.dtype.type(0), x)

@@ -36,7 +36,8 @@ from ._kernels import _sampling
 from ._kernels import backprop as _bp
 from ._persistence import CheckpointMixin
 from ._progress import EpochProgress
-from ._utils import blas_threads, draw_seed, engine_blocks, engine_threads, numba_threads
+from ._utils import (blas_threads, draw_seed, engine_blocks, engine_threads, fit_dtype,
+                     numba_threads)
 from .rbm import BernoulliRBM, GaussianBernoulliRBM
 
 __all__ = ["DBN", "DBNClassifier", "DBNRegressor"]
@@ -91,12 +92,6 @@ def _unchanged_on_error(estimator):
 
 def _rbm_class(first_layer, layer):
     return _FIRST_LAYER_CLASSES[first_layer] if layer == 0 else BernoulliRBM
-
-
-def _fit_dtype(dtype):
-    """The dtype(s) ``validate_data`` keeps at fit: scikit-learn's rule for ``dtype=None``
-    (float32 and float64 stay, anything else becomes float64), else the forced one."""
-    return (np.float64, np.float32) if dtype is None else np.dtype(dtype)
 
 
 def _resolve_first_layer(first_layer, X):
@@ -442,7 +437,7 @@ class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
             The fitted model.
         """
         with _unchanged_on_error(self):
-            X = validate_data(self, X, accept_sparse="csr", dtype=_fit_dtype(self.dtype),
+            X = validate_data(self, X, accept_sparse="csr", dtype=fit_dtype(self.dtype),
                               reset=True)
             self.first_layer_ = _resolve_first_layer(self.first_layer, X)
             self.input_mean_, self.input_scale_ = _standardisation(X, self.first_layer_)
@@ -733,7 +728,7 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
         """Validate (leaving the model untouched on error), initialise, train."""
         with _unchanged_on_error(self):
             first = not hasattr(self, "_theta") or not (incremental or self.warm_start)
-            X, y = validate_data(self, X, y, dtype=_fit_dtype(self.dtype) if first
+            X, y = validate_data(self, X, y, dtype=fit_dtype(self.dtype) if first
                                  else self._theta.dtype, order="C", reset=first,
                                  **self._target_checks)
             Y = self._encode_targets(y, X.dtype, first=first, incremental=incremental,
