@@ -3,7 +3,7 @@
 another version of ``fastrbm/_kernels/backprop.py`` loaded beside it in the same process,
 alternating, best of 7 each. A diagnostic for kernel changes, not a peer benchmark::
 
-    git show fe62c56:fastrbm/_kernels/backprop.py > /tmp/backprop_base.py
+    git show REV:fastrbm/_kernels/backprop.py > /tmp/backprop_base.py  # REV: the other version
     python bench/backprop_small_ab.py /tmp/backprop_base.py
 """
 import importlib.util

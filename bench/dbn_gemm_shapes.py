@@ -1,9 +1,10 @@
 """The GEMMs of one fine-tuning mini-batch of the 784-500-500-2000-10 net (batch 100), each
-timed through Numba's ``np.dot(a, b, out)`` (what fastrbm's backprop engine calls) and
-through NumPy's ``matmul`` (what the benchmark's GEMM floor calls), with the BLAS libraries'
-default threads. Prints per-shape milliseconds and the total per 600 batches (one
-Fashion-MNIST epoch). A diagnostic for the engine's distance to its floor, not a benchmark
-of fastrbm itself: ``python bench/dbn_gemm_shapes.py``."""
+timed through Numba's ``np.dot(a, b, out)`` and through NumPy's ``matmul`` (what the
+benchmark's GEMM floor calls), with the BLAS libraries' default threads. Prints per-shape
+milliseconds and the total per 600 batches (one Fashion-MNIST epoch). A diagnostic for how
+far Numba's own product route sits from the floor's on these shapes (fastrbm's engine calls
+BLAS directly, see docs/engine.md), not a benchmark of fastrbm itself:
+``python bench/dbn_gemm_shapes.py``."""
 import time
 
 import numpy as np

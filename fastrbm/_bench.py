@@ -418,7 +418,7 @@ def measure(workload, keys, rounds, log=None, n_jobs=None):
     rows : dict
         ``{peer key: (minimum seconds, reconstruction error or None)}``.
     notes : list of str
-        One line per peer that was not run, saying why.
+        One line per peer not run, saying why.
     """
     log = sys.stderr if log is None else log
     runs, notes = {}, []
@@ -512,6 +512,7 @@ def compare(data=("fashion-mnist", "digits"), *, quick=False, rounds=None, peers
     if unknown or not dtypes:
         raise ValueError(f"unknown dtypes {sorted(unknown)}; choose from {list(DTYPES)}")
     out = sys.stdout if out is None else out
+    log = sys.stderr if log is None else log
     rounds = rounds or (1 if quick else 3)
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")

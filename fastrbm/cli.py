@@ -52,9 +52,10 @@ def _demo(args):
           f"{args.epochs} fine-tuning epochs (SGD, momentum 0.9, batch {batch}) from "
           f"RBM-pretrained weights ({args.pretrain_epochs} CD-1 epochs per layer) and from "
           "random weights")
-    common = dict(hidden_layer_sizes=hidden, activation="logistic", batch_size=batch,
+    common = dict(hidden_layer_sizes=hidden, activation="logistic", solver="sgd",
+                  momentum=0.9, learning_rate_init=0.1, batch_size=batch, early_stopping=False,
                   max_iter=args.epochs, pretrain_n_iter=args.pretrain_epochs,
-                  random_state=args.seed)
+                  random_state=args.seed)  # the printed settings, whatever the defaults
     nets = {"pretrained": DBNClassifier(pretrain=True, **common),
             "random init": DBNClassifier(pretrain=False, **common)}
     # The first network fit in a process compiles the Numba engine (cached on disk after);

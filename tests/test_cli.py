@@ -115,6 +115,8 @@ def test_bench_table_compares_fastrbm_with_sklearn(tiny_bench, capsys):
     captured = capsys.readouterr()
     assert "round 2/2" in captured.err  # progress on stderr, table on stdout
     assert "**tiny digits 300x64, float32**" in captured.out
+    assert "tiny digits 300x64, float32:" in captured.err  # the workload's progress heading
+    assert "tiny digits 300x64, float32:" not in captured.out
     rows = table_rows(captured.out)
     assert list(rows) == ["GEMM floor (NumPy matmul)", "scikit-learn BernoulliRBM (PCD-1)",
                           "fastrbm CD-1", "fastrbm PCD-1"]
