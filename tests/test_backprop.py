@@ -498,7 +498,10 @@ def test_blocked_epoch_thread_independent_and_fused_step_exact(case, dtype):
 
 def test_run_epoch_deterministic_and_blas_thread_independent():
     """Same inputs, bitwise-same outputs; 1 or 2 BLAS threads (shapes big enough for
-    OpenBLAS to split the GEMMs) also give bitwise-same results."""
+    OpenBLAS to split the GEMMs) the same results to rounding. Not bitwise: with one
+    thread OpenBLAS may take its small-matrix kernels, which sum in another order (seen
+    with NumPy's OpenBLAS 0.3.31 on AVX-512); the estimators hold BLAS at one thread while
+    training, so their models do not depend on it."""
     rng = np.random.default_rng(11)
     layout, theta0, state0 = make_net([128, 256, 64, 10], "logistic", "softmax", True,
                                       np.float64, rng, 0.1)
@@ -521,7 +524,7 @@ def test_run_epoch_deterministic_and_blas_thread_independent():
     a, b, c = train(1), train(1), train(2)
     for x, y, z in zip(a, b, c):
         assert_array_equal(x, y)
-        assert_array_equal(x, z)
+        np.testing.assert_allclose(x, z, rtol=1e-10, atol=1e-14)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -176,8 +176,10 @@ def test_pretraining_helps_a_deep_logistic_net(digits_split):
     # is orders of magnitude below the output layer's and ten epochs barely move the net;
     # from the pretrained stack both gradients and accuracy are far better.
     X_train, X_test, y_train, y_test = digits_split
+    # The classic setting of the story: plain SGD with momentum (Adam's per-weight step
+    # sizes partly make up for the vanishing gradient).
     kw = dict(hidden_layer_sizes=(64, 64, 64, 64), max_iter=10, pretrain_n_iter=10,
-              random_state=0)
+              solver="sgd", learning_rate_init=0.1, batch_size=32, random_state=0)
     pre = quiet(DBNClassifier(pretrain=True, **kw), X_train, y_train)
     rand = quiet(DBNClassifier(pretrain=False, **kw), X_train, y_train)
     assert pre.n_iter_ == rand.n_iter_ == 10
