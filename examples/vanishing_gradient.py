@@ -85,8 +85,8 @@ def fit_variant(hidden, extra, run, X, y, n_jobs, seed):
         hidden_layer_sizes=hidden, solver="sgd", learning_rate_init=run["lr"], momentum=0.9,
         nesterovs_momentum=True, batch_size=100, alpha=1e-4, max_iter=run["epochs"],
         tol=0.0, n_iter_no_change=run["epochs"] + 1, pretrain_n_iter=run["pretrain_epochs"],
-        pretrain_learning_rate=0.05, pretrain_batch_size=10, random_state=seed,
-        n_jobs=n_jobs, **extra)
+        pretrain_learning_rate=0.05, pretrain_batch_size=10, early_stopping=False,
+        random_state=seed, n_jobs=n_jobs, **extra)
     diverged = None
     start = time.perf_counter()
     with warnings.catch_warnings():
