@@ -75,7 +75,7 @@ Notes
   weight-gradient products go to NumPy's bundled OpenBLAS, the delta products to scipy's
   BLAS (both registered with LLVM by name at import, see :func:`_gemm_through`): each was
   the faster for its products. Run the kernels that mix them (``loss_grad``,
-  ``dense_backward``, ``run_epoch``) with BLAS at one thread (``threadpoolctl``): two
+  ``run_epoch``) with BLAS at one thread (``threadpoolctl``): two
   libraries' threads both running starve each other.
 * Pass Python floats for float hyperparameters and Python ints for counts: Numba compiles one
   specialisation per argument type. Compiled code is cached on disk (``cache=True``); each
@@ -102,9 +102,8 @@ __all__ = [
     "OPT_SGD", "OPT_ADAM",
     "N_IN", "N_OUT", "ACT", "W_OFF", "B_OFF", "G_OFF", "BETA_OFF", "STAT_OFF",
     "make_layout", "param_views", "bn_state_views", "init_batchnorm", "workspace_size",
-    "bias_activation", "dense_forward", "batchnorm_forward", "batchnorm_inference",
-    "dropout_mask", "apply_mask", "output_loss",
-    "activation_backward", "batchnorm_backward", "dense_backward",
+    "bias_activation", "dense_forward", "batchnorm_inference",
+    "dropout_mask", "output_loss", "activation_backward",
     "forward_train", "predict", "loss_grad",
     "sgd_step", "adam_step", "clip_by_global_norm", "run_epoch", "run_epoch_parallel",
 ]
@@ -581,24 +580,17 @@ def dense_forward(A_prev, W, b, activation, Z):
     bias_activation(Z, b, activation)
 
 
-@njit(**_JIT)
-def batchnorm_forward(Z, gamma, beta, eps, momentum, running_mean, running_var, mean, inv_std,
-                      xhat):
-    """Training-mode batch normalisation ``Z = gamma * xhat + beta`` in place.
+@register_jitable
+def _batchnorm_forward_cols(Z, gamma, beta, eps, momentum, running_mean, running_var, mean,
+                            inv_std, xhat, j0, j1):
+    """Training-mode batch normalisation ``Z = gamma * xhat + beta`` in place, on the
+    columns j0:j1 (columns are independent).
 
     Normalises each column with the batch statistics (biased variance), stores ``mean``,
     ``inv_std = 1/sqrt(var + eps)`` and ``xhat`` for the backward pass, and updates the
     running statistics PyTorch-style: ``running = (1 - momentum) * running + momentum *
     batch`` with the unbiased batch variance (``momentum=0`` leaves them unchanged).
     """
-    _batchnorm_forward_cols(Z, gamma, beta, eps, momentum, running_mean, running_var, mean,
-                            inv_std, xhat, 0, Z.shape[1])
-
-
-@register_jitable
-def _batchnorm_forward_cols(Z, gamma, beta, eps, momentum, running_mean, running_var, mean,
-                            inv_std, xhat, j0, j1):
-    """:func:`batchnorm_forward` on the columns j0:j1 (columns are independent)."""
     T = Z.dtype.type
     n = Z.shape[0]
     mu, sd = mean[j0:j1], inv_std[j0:j1]
@@ -677,7 +669,7 @@ def dropout_mask(seed, stream, p, mask):
 @register_jitable
 def _dropout_cols(seed, stream, p, H, M, A, j0, j1):
     """Columns j0:j1 of :func:`dropout_mask` into M (the same entries as the whole-mask
-    call) and of :func:`apply_mask`: ``A = H * M``."""
+    call), and ``A = H * M`` on them."""
     T = M.dtype.type
     scale, zero = T(1.0 / (1.0 - p)), T(0.0)
     key = _dropout_key(seed, stream)
@@ -689,14 +681,6 @@ def _dropout_cols(seed, stream, p, H, M, A, j0, j1):
         for k in range(mask.size):  # C-order element index of A: i * m + c0 + k
             mask[k] = _dropout_entry(key, i * m + c0 + k, p, scale, zero)
             a[k] = h[k] * mask[k]
-
-
-@njit(**_JIT)
-def apply_mask(H, M, A):
-    """``A = H * M`` elementwise (dropout)."""
-    h, mm, a = H.reshape(H.size), M.reshape(M.size), A.reshape(A.size)
-    for k in range(a.size):
-        a[k] = h[k] * mm[k]
 
 
 @njit(**_JIT)
@@ -791,19 +775,11 @@ def _activation_backward_cols(H, activation, M, D, j0, j1):
                 d[k] = d[k] if h[k] > zero else zero
 
 
-@njit(**_JIT)
-def batchnorm_backward(D, xhat, inv_std, gamma, grad_gamma, grad_beta):
-    """Backward of training-mode batch norm, in place on ``D`` (rows = samples).
-
-    ``D`` holds dL/d(gamma*xhat+beta); on exit dL/dZ. Writes ``grad_gamma = sum(D*xhat)``
-    and ``grad_beta = sum(D)`` (column sums).
-    """
-    _batchnorm_backward_cols(D, xhat, inv_std, gamma, grad_gamma, grad_beta, 0, D.shape[1])
-
-
 @register_jitable
 def _batchnorm_backward_cols(D, xhat, inv_std, gamma, grad_gamma, grad_beta, j0, j1):
-    """:func:`batchnorm_backward` on the columns j0:j1."""
+    """Backward of training-mode batch norm on the columns j0:j1, in place on ``D`` (rows
+    = samples): on entry dL/d(gamma*xhat+beta), on exit dL/dZ. Writes
+    ``grad_gamma = sum(D*xhat)`` and ``grad_beta = sum(D)`` (column sums)."""
     T = D.dtype.type
     n = D.shape[0]
     gg, gb, g, sd = grad_gamma[j0:j1], grad_beta[j0:j1], gamma[j0:j1], inv_std[j0:j1]
@@ -819,29 +795,6 @@ def _batchnorm_backward_cols(D, xhat, inv_std, gamma, grad_gamma, grad_beta, j0,
         d, xh = D[i][j0:j1], xhat[i][j0:j1]
         for k in range(d.size):
             d[k] = (g[k] * sd[k]) * (d[k] - (gb[k] + xh[k] * gg[k]) / tn)
-
-
-@njit(**_JIT)
-def dense_backward(A_prev, D, W, alpha, grad_W, grad_b, D_prev):
-    """Gradients of a dense layer from its delta ``D`` (dL/dZ of the mean loss).
-
-    ``grad_W = A_prev.T @ D + (alpha / n) * W``, ``grad_b = sum(D, axis=0)`` (skipped when
-    ``grad_b`` has size 0) and ``D_prev = D @ W.T`` (skipped when size 0), n = rows of D.
-
-    Returns
-    -------
-    norm_grad_W : float
-        Frobenius norm of ``grad_W`` (the vanishing-gradient monitor's by-product).
-    sumsq_W : float
-        ``sum(W**2)`` when ``alpha != 0`` (for the L2 term of the loss), else 0.
-    """
-    n_in, n_out = W.shape
-    sums = np.zeros((2, n_out))
-    _weight_grad_rows(A_prev, D, W, alpha, grad_W, 0, n_in, sums[0], sums[1])
-    _colsum(D, grad_b)
-    if D_prev.size > 0:
-        _delta_rows(D, W, D_prev, 0, n_in)
-    return np.sqrt(sums[0].sum()), sums[1].sum()
 
 
 @register_jitable
