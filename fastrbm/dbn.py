@@ -841,7 +841,7 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
         work = np.empty(_bp.workspace_size(self._layout, dropout, rows), self._theta.dtype)
         grad, norms = np.empty_like(self._theta), np.empty(self._layout.shape[0])
         total, n_batches = np.zeros(self._layout.shape[0]), 0
-        with blas_threads(1):  # loss_grad mixes two BLAS libraries: see _run_epochs
+        with blas_threads(1):  # as in _run_epochs
             for start in range(0, order.size, rows):
                 idx = order[start:start + rows]
                 _bp.loss_grad(np.ascontiguousarray(X[idx]), np.ascontiguousarray(Y[idx]),
@@ -877,10 +877,8 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
         progress = EpochProgress(type(self).__name__, n_epochs, self.verbose)
         # Blocked layers run on Numba's threads, each block one single-threaded BLAS call
         # (BLAS threads beside Numba's would oversubscribe the cores). BLAS stays at one
-        # thread with one block too: training mixes two BLAS libraries (see
-        # backprop._gemm_through), which must not both run threads, and shapes that get one
-        # block are those too small to share (two BLAS threads: 0.24 s per epoch against
-        # 0.19-0.20 s for 64-256-256-10 at batch 16).
+        # thread with one block too: shapes that get one block are those too small to share
+        # (64-100-100-10 at batch 32: 28.8 ms per epoch at one BLAS thread, 28.9 at two).
         n_blocks, threads = self._blocks(rows), self._threads(rows)
         with progress, blas_threads(1), \
                 numba_threads(threads if n_blocks > 1 else 1) as used:

@@ -1,6 +1,7 @@
 """Tests of the dense backprop engine (fastrbm._kernels.backprop) against NumPy oracles."""
 import numpy as np
 import pytest
+from numba import njit
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
 from threadpoolctl import threadpool_limits
@@ -12,6 +13,7 @@ from . import _reference_network as ref
 
 DTYPES = [np.float32, np.float64]
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
+THREADS = [1, 2]
 HIDDEN = ["identity", "logistic", "tanh", "relu"]
 OUTPUTS = ["softmax", "logistic", "identity"]
 BN_EPS = 1e-5
@@ -94,37 +96,39 @@ def test_make_layout_offsets_and_views():
         bp.make_layout([3, 4, 2], "relu", "softmax", batch_norm=[True, True])
 
 
+@njit
+def _gemm_tn_block(A, B, C):
+    # op(A) = A^T on a column block of A and of C: leading dimensions larger than the block
+    bp._gemm(bp._T, bp._N, 9, 5, 7, A[:, 2:], A.shape[1], B, B.shape[1], C[:, 1:],
+             C.shape[1])
+
+
+@njit
+def _gemm_nt_block(A, B, C):
+    bp._gemm(bp._N, bp._T, 4, 5, 7, A[1:], A.shape[1], B, B.shape[1], C, C.shape[1])
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("fallback", [False, True])
-def test_ilp64_gemm_route(dtype, fallback):
-    """The ILP64 sgemm/dgemm both engines use for some products: the route in use (NumPy's
-    bundled OpenBLAS when NumPy has one) and the forwarders to scipy's BLAS that replace it
-    otherwise, called through ctypes with the Fortran interface, on a transposed operand
-    and leading dimensions larger than the blocks."""
-    import ctypes
-
-    from fastrbm._kernels import _sampling
-
-    addresses = (_sampling.ilp64_fallback_addresses() if fallback
-                 else _sampling.ilp64_gemm_addresses())
-    scalar = ctypes.c_float if dtype == np.float32 else ctypes.c_double
-    i64 = ctypes.POINTER(ctypes.c_int64)
-    fn = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_char_p, i64, i64, i64,
-                          ctypes.POINTER(scalar), ctypes.c_void_p, i64, ctypes.c_void_p, i64,
-                          ctypes.POINTER(scalar), ctypes.c_void_p, i64)(
-        addresses[0 if dtype == np.float32 else 1])
-    # A column-major matrix of r rows (leading dimension ld) is a NumPy array of shape
-    # (columns, ld): op(A) = A^T with A 7 x 9, B 7 x 5, C 9 x 5 with ldc 12.
+@pytest.mark.parametrize("threads", THREADS)
+def test_gemm_route(dtype, threads):
+    """The engine's one GEMM (SciPy's BLAS through scipy.linalg.cython_blas) against NumPy,
+    with transposed operands and blocks narrower than their leading dimensions; nothing is
+    written outside the block."""
     rng = np.random.default_rng(0)
-    A = rng.standard_normal((9, 7)).astype(dtype)
-    B = rng.standard_normal((5, 7)).astype(dtype)
-    C = np.zeros((5, 12), dtype)
-    m, n, k, lda, ldb, ldc = (ctypes.c_int64(v) for v in (9, 5, 7, 7, 7, 12))
-    one, zero = scalar(1.0), scalar(0.0)
-    fn(b"T", b"N", m, n, k, one, A.ctypes.data, lda, B.ctypes.data, ldb, zero,
-       C.ctypes.data, ldc)
-    assert_allclose(C[:, :9], B @ A.T, rtol=RTOL[dtype], atol=RTOL[dtype])
-    assert_array_equal(C[:, 9:], 0)  # nothing written beyond the block
+    A = rng.standard_normal((7, 12)).astype(dtype)  # op(A) = A[:, 2:11]^T, 9 x 7
+    B = rng.standard_normal((7, 5)).astype(dtype)
+    C = np.zeros((9, 8), dtype)
+    with threadpool_limits(threads, user_api="blas"):
+        _gemm_tn_block(A, B, C)
+    assert_allclose(C[:, 1:6], A[:, 2:11].T @ B, rtol=RTOL[dtype], atol=RTOL[dtype])
+    assert_array_equal(C[:, :1], 0)
+    assert_array_equal(C[:, 6:], 0)
+    A2 = rng.standard_normal((6, 7)).astype(dtype)
+    B2 = rng.standard_normal((5, 7)).astype(dtype)
+    C2 = np.zeros((4, 5), dtype)
+    with threadpool_limits(threads, user_api="blas"):
+        _gemm_nt_block(A2, B2, C2)
+    assert_allclose(C2, A2[1:5] @ B2.T, rtol=RTOL[dtype], atol=RTOL[dtype])
 
 
 def test_init_batchnorm():

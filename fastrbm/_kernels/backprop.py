@@ -71,12 +71,9 @@ Notes
   blocks each ran as fast as OpenBLAS's own two-thread split (0.33 vs 0.35 ms for
   100x784 @ 784x500). ``n_blocks`` fixes the partition, so a model depends on it (BLAS and
   norm rounding) but never on the build or the number of threads.
-* GEMMs take explicit leading dimensions, so a block is a view, not a copy. Forward and
-  weight-gradient products go to NumPy's bundled OpenBLAS, the delta products to scipy's
-  BLAS (both registered with LLVM by name at import, see :func:`_gemm_through`): each was
-  the faster for its products. Run the kernels that mix them (``loss_grad``,
-  ``run_epoch``) with BLAS at one thread (``threadpoolctl``): two
-  libraries' threads both running starve each other.
+* GEMMs take explicit leading dimensions, so a block is a view, not a copy. Every product
+  goes to SciPy's BLAS through ``scipy.linalg.cython_blas`` (see :func:`_make_gemm`), the
+  library's one BLAS: the same library, and so the same rounding, on every install.
 * Pass Python floats for float hyperparameters and Python ints for counts: Numba compiles one
   specialisation per argument type. Compiled code is cached on disk (``cache=True``); each
   build compiles on its first call per dtype (about 12 s for the serial one).
@@ -90,12 +87,7 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
-from numba.extending import intrinsic, overload, register_jitable
-from numba.np.arrayobj import make_array, populate_array
-
-# the extension holds both BLAS routes; importing it loads scipy's BLAS, so threadpoolctl
-# limits set by a caller apply to it (threadpoolctl only sees loaded libraries)
-from . import _sampling
+from numba.extending import get_cython_function_address, intrinsic, overload, register_jitable
 
 __all__ = [
     "ACT_IDENTITY", "ACT_LOGISTIC", "ACT_TANH", "ACT_RELU", "ACT_SOFTMAX", "ACTIVATION_CODES",
@@ -379,23 +371,15 @@ _ONE_ZERO_F32 = np.array([1.0, 0.0], np.float32)
 _ONE_ZERO_F64 = np.array([1.0, 0.0], np.float64)
 
 
-# Two BLAS routes with the ILP64 Fortran interface, registered with LLVM by name before any
-# compiled function loads (cached code refers to the names): NumPy's bundled OpenBLAS (or,
-# without one, the extension's forwarders to scipy's BLAS), and scipy's BLAS through those
-# forwarders. Why two: NumPy's OpenBLAS (0.3.31 here) ran the forward products 7-13% and the
-# weight-gradient ones 2-4% faster than scipy's (0.3.30) on the large net's shapes, one
-# thread, and the delta products ``D @ W.T`` 10% slower on them and 25% on the small net's
-# (for 64-100-100-10 the others took the same time).
-#
-# Two libraries must not both run multi-threaded: each one's threads spin after its calls
-# and starve the other's (64-256-256-10 at batch 16 with two BLAS threads: 11.4 s per epoch
-# against 0.24 s). Callers hold BLAS at one thread around code that mixes them (training;
-# predict uses the NumPy route only).
-_ROUTES = {"numpy": _sampling.ilp64_gemm_addresses(),
-           "scipy": _sampling.ilp64_fallback_addresses()}
-for _route, _addresses in _ROUTES.items():
-    for _precision, _address in zip("sd", _addresses):
-        llvmlite.binding.add_symbol(f"fastrbm_{_precision}gemm_{_route}", _address)
+# SciPy's BLAS, the library's one BLAS, reached the documented way: the function pointers
+# that ``scipy.linalg.cython_blas`` exports (LP64 Fortran interface, int arguments by
+# reference). They are registered with LLVM by name before any compiled function loads:
+# cached code refers to the name (a pointer bound as a ctypes constant would stop Numba
+# caching the functions that call it).
+for _precision in "sd":
+    llvmlite.binding.add_symbol(
+        f"fastrbm_cython_blas_{_precision}gemm",
+        get_cython_function_address("scipy.linalg.cython_blas", f"{_precision}gemm"))
 
 
 @intrinsic
@@ -410,50 +394,29 @@ def _address_of(typingctx, value):
     return types.voidptr(value), codegen
 
 
-def _gemm_through(route):
-    """Row-major ``C = op(A) @ op(B)`` (op: _N or _T), C of shape (m, n), through one BLAS
-    route. A, B and C are arrays (or views) starting at the matrices' first elements, with
-    row strides lda, ldb and ldc elements, so a column or row block of a matrix is one call
-    without a copy. BLAS is column-major, so this is the product C^T = op(B)^T op(A)^T
-    there."""
-    sgemm, dgemm = (types.ExternalFunction(f"fastrbm_{p}gemm_{route}",
+def _make_gemm():
+    """Row-major ``C = op(A) @ op(B)`` (op: _N or _T), C of shape (m, n). A, B and C are
+    arrays (or views) starting at the matrices' first elements, with row strides lda, ldb
+    and ldc elements, so a column or row block of a matrix is one call without a copy.
+    BLAS is column-major, so this is the product C^T = op(B)^T op(A)^T there."""
+    sgemm, dgemm = (types.ExternalFunction(f"fastrbm_cython_blas_{p}gemm",
                                            types.void(*[types.voidptr] * 13)) for p in "sd")
 
     def gemm(transa, transb, m, n, k, A, lda, B, ldb, C, ldc):
         ta, tb = _address_of(transb), _address_of(transa)
-        n_, m_, k_ = _address_of(np.int64(n)), _address_of(np.int64(m)), _address_of(np.int64(k))
-        ldb_, lda_, ldc_ = (_address_of(np.int64(ldb)), _address_of(np.int64(lda)),
-                            _address_of(np.int64(ldc)))
+        n_, m_, k_ = _address_of(np.int32(n)), _address_of(np.int32(m)), _address_of(np.int32(k))
+        ldb_, lda_, ldc_ = (_address_of(np.int32(ldb)), _address_of(np.int32(lda)),
+                            _address_of(np.int32(ldc)))
         if C.itemsize == 4:
             sgemm(ta, tb, n_, m_, k_, _ONE_ZERO_F32[0:].ctypes, B.ctypes, ldb_, A.ctypes, lda_,
                   _ONE_ZERO_F32[1:].ctypes, C.ctypes, ldc_)
         else:
             dgemm(ta, tb, n_, m_, k_, _ONE_ZERO_F64[0:].ctypes, B.ctypes, ldb_, A.ctypes, lda_,
                   _ONE_ZERO_F64[1:].ctypes, C.ctypes, ldc_)
-    gemm.__name__ = gemm.__qualname__ = f"_gemm_{route}"
     return register_jitable(gemm)
 
 
-_gemm_numpy = _gemm_through("numpy")  # forward and weight-gradient products
-_gemm_scipy = _gemm_through("scipy")  # delta products
-
-
-@intrinsic
-def _borrowed(typingctx, arr):
-    """`arr` without its reference-counted owner (meminfo NULL), so views taken of it are
-    not reference counted: for arrays the caller keeps alive and that never leave compiled
-    code. Each view of a counted array costs an atomic increment and decrement; an epoch's
-    drivers take several hundred views per mini-batch (1.2 ms of a 28 ms small-net epoch)."""
-    if not isinstance(arr, types.Array):
-        return None
-
-    def codegen(context, builder, sig, args):
-        src = make_array(sig.args[0])(context, builder, args[0])
-        dst = make_array(sig.return_type)(context, builder)
-        populate_array(dst, data=src.data, shape=src.shape, strides=src.strides,
-                       itemsize=src.itemsize, meminfo=None)
-        return dst._getvalue()
-    return arr(arr), codegen
+_gemm = _make_gemm()
 
 
 @register_jitable
@@ -576,7 +539,7 @@ def dense_forward(A_prev, W, b, activation, Z):
     Z : ndarray of shape (n_rows, n_out), C-contiguous, written.
     """
     n, n_in = A_prev.shape
-    _gemm_numpy(_N, _N, n, Z.shape[1], n_in, A_prev, n_in, W, Z.shape[1], Z, Z.shape[1])
+    _gemm(_N, _N, n, Z.shape[1], n_in, A_prev, n_in, W, Z.shape[1], Z, Z.shape[1])
     bias_activation(Z, b, activation)
 
 
@@ -812,7 +775,7 @@ def _delta_rows(D, W, D_prev, i0, i1):
     """``D_prev[:, i0:i1] = D @ W[i0:i1].T``: the delta of the layer below, for its units
     i0..i1-1 (rows i0:i1 of W)."""
     n, n_out = D.shape
-    _gemm_scipy(_N, _T, n, i1 - i0, n_out, D, n_out, W[i0:], n_out, D_prev[:, i0:],
+    _gemm(_N, _T, n, i1 - i0, n_out, D, n_out, W[i0:], n_out, D_prev[:, i0:],
                 D_prev.shape[1])
 
 
@@ -822,7 +785,7 @@ def _weight_grad_rows(A_prev, D, W, alpha, grad_W, i0, i1, acc_g, acc_w):
     sums of ``grad_W**2`` to acc_g and, when alpha != 0, of ``W**2`` to acc_w (float64)."""
     T = D.dtype.type
     n, n_out = D.shape
-    _gemm_numpy(_T, _N, i1 - i0, n_out, n, A_prev[:, i0:], A_prev.shape[1], D, n_out,
+    _gemm(_T, _N, i1 - i0, n_out, n, A_prev[:, i0:], A_prev.shape[1], D, n_out,
                 grad_W[i0:], n_out)
     # per-column accumulators: the reductions vectorise without reassociation (no fastmath)
     if alpha != 0.0:
@@ -888,7 +851,7 @@ def _forward_layer_blocks(A_prev, W, b, H, activation, gamma, beta, bn_eps, bn_m
     for blk in prange(count):
         j0 = blk * size
         j1 = min(n_out, j0 + size)
-        _gemm_numpy(_N, _N, n, j1 - j0, n_in, A_prev, n_in, W[:, j0:], n_out, H[:, j0:], n_out)
+        _gemm(_N, _N, n, j1 - j0, n_in, A_prev, n_in, W[:, j0:], n_out, H[:, j0:], n_out)
         if gamma.size > 0:
             _batchnorm_forward_cols(H, gamma, beta, bn_eps, bn_momentum, running_mean,
                                     running_var, mean, inv_std, xhat, j0, j1)
@@ -1048,7 +1011,7 @@ def predict(X, theta, layout, bn_state, bn_eps, batch_size, work, out):
             g = layout[l, G_OFF]
             if g >= 0:
                 be, s = layout[l, BETA_OFF], layout[l, STAT_OFF]
-                _gemm_numpy(_N, _N, nb, n_out, n_in, A_prev, n_in, W, n_out, H, n_out)
+                _gemm(_N, _N, nb, n_out, n_in, A_prev, n_in, W, n_out, H, n_out)
                 batchnorm_inference(H, theta[g:g + n_out], theta[be:be + n_out], bn_eps,
                                     bn_state[s:s + n_out], bn_state[s + n_out:s + 2 * n_out])
                 bias_activation(H, theta[:0], layout[l, ACT])
@@ -1295,12 +1258,6 @@ def run_epoch(X, Y, perm, batch_size, theta, layout, bn_state, dropout, alpha, b
     t : int
         Optimizer steps taken after this epoch.
     """
-    # the caller holds every argument for the whole call: no reference counting below
-    X, Y, perm, theta, layout = (_borrowed(X), _borrowed(Y), _borrowed(perm),
-                                 _borrowed(theta), _borrowed(layout))
-    bn_state, dropout, state_1, state_2 = (_borrowed(bn_state), _borrowed(dropout),
-                                           _borrowed(state_1), _borrowed(state_2))
-    grad, work, layer_norms = _borrowed(grad), _borrowed(work), _borrowed(layer_norms)
     n = perm.size
     n_feat = X.shape[1]
     n_out = Y.shape[1]
