@@ -6,6 +6,7 @@ samples runs in the compiled Gibbs engine (``fastrbm._kernels._sampling``).
 import time
 import warnings
 from numbers import Integral, Real
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -34,6 +35,26 @@ __all__ = ["BernoulliRBM", "GaussianBernoulliRBM"]
 _HISTORY_ROWS = 256
 
 
+class _Slot(NamedTuple):
+    """One piece of an RBM's fitted state (see ``_BaseRBM._STATE``)."""
+
+    #: The estimator's attribute, or None for arrays only the engine holds.
+    attr: str | None
+    #: "parameter" (watched by the divergence check), "optimizer", "chain", "stream"
+    #: (the random stream's seed and counter) or "bookkeeping".
+    role: str
+    #: The engine's name for it (``GibbsEngine`` argument or attribute), None if the
+    #: engine does not see it.
+    engine: str | None = None
+    #: Its key in checkpoint files: ``"name"``, or ``"name.i"`` for item i of the list
+    #: stored as ``name``. Defaults to ``attr``.
+    stored: str | None = None
+
+    @property
+    def key(self):
+        return self.stored or self.attr
+
+
 class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                BaseEstimator):
     """What every RBM here shares: validation, initialisation, the epoch loop (one compiled
@@ -45,14 +66,41 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
     # Unit type of the visible layer, as the engine names it.
     _visible_units = "bernoulli"
 
-    # Arrays the epoch loop updates in place, the rollback state, and the parameters whose
-    # finiteness the divergence check watches.
-    _PARAMS = ("components_", "intercept_visible_", "intercept_hidden_")
-    _STATE = _PARAMS + ("h_samples_", "_q_hidden")
+    # The fitted state, declared once: the engine is built from the slots it sees (and
+    # checks their shapes), rollback snapshots the engine, the divergence check watches
+    # the parameters, checkpoints store every slot under its key (the velocities as the
+    # list ``_velocity``, as files have always held them). Subclasses append slots.
+    _STATE = (
+        _Slot("components_", "parameter", "W"),
+        _Slot("intercept_hidden_", "parameter", "c"),
+        _Slot("intercept_visible_", "parameter", "b"),
+        _Slot("h_samples_", "chain", "chains"),
+        _Slot("_q_hidden", "optimizer", "q_hidden"),
+        _Slot(None, "optimizer", "W_vel", "_velocity.0"),
+        _Slot(None, "optimizer", "b_vel", "_velocity.1"),
+        _Slot(None, "optimizer", "c_vel", "_velocity.2"),
+        _Slot("n_features_in_", "bookkeeping"),
+        _Slot("n_iter_", "bookkeeping"),
+        _Slot("history_", "bookkeeping"),
+        _Slot("_rng_seed", "stream", "seed"),
+        _Slot("_rng_counter", "stream", "counter"),
+    )
 
-    _checkpoint_arrays = ("components_", "intercept_hidden_", "intercept_visible_",
-                          "h_samples_", "_q_hidden", "_velocity")
-    _checkpoint_values = ("n_features_in_", "n_iter_", "history_", "_rng_seed", "_rng_counter")
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._derive_from_state()
+
+    @classmethod
+    def _derive_from_state(cls):
+        """Set the names the checkpoint mixin and the divergence check use from _STATE."""
+        arrays, values = [], []
+        for slot in cls._STATE:
+            name = slot.key.split(".")[0]
+            target = values if slot.role in ("bookkeeping", "stream") else arrays
+            if name not in target:
+                target.append(name)
+        cls._checkpoint_arrays, cls._checkpoint_values = tuple(arrays), tuple(values)
+        cls._PARAMS = tuple(s.attr for s in cls._STATE if s.role == "parameter")
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
@@ -79,13 +127,15 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         """Warn about data the visible units cannot model (called at the public boundary)."""
 
     def _initialize_visible(self, n_features, dtype):
-        """Visible-layer parameters beyond the biases, and their velocities (a list)."""
-        return []
+        """Set the visible layer's parameters beyond the biases (their slots' attributes)."""
 
     def _engine_visible_args(self):
-        """The visible-unit arguments of the engine: (units, log_var, log_var_vel,
-        learn_log_var, log_var_min, log_var_max)."""
-        return ("bernoulli", None, None, False, -10.0, 10.0)
+        """The visible layer as the sampling kernels take it: (units, log_var)."""
+        return ("bernoulli", None)
+
+    def _engine_visible_settings(self):
+        """The visible layer's settings of ``GibbsEngine.configure``."""
+        return {}
 
     def _hidden_input(self, X):
         """X @ W^T for the hidden layer (X may be sparse), C-contiguous, in W's dtype."""
@@ -141,85 +191,98 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         self.intercept_hidden_ = np.zeros(self.n_components, dtype=dtype)
         self.intercept_visible_ = np.zeros(n_features, dtype=dtype)
         self.h_samples_ = np.zeros((self.batch_size, self.n_components), dtype=dtype)
-        # Optimizer state: velocities and the running mean of hidden activations.
-        self._velocity = [np.zeros_like(self.components_), np.zeros_like(self.intercept_visible_),
-                          np.zeros_like(self.intercept_hidden_)]
-        self._velocity += self._initialize_visible(n_features, dtype)
+        # The running mean of hidden activations (the velocities start at zero).
         self._q_hidden = np.full(self.n_components, self.sparsity_target, dtype=dtype)
+        self._initialize_visible(n_features, dtype)
         # The sampling stream: one 64-bit seed plus a counter that every draw advances.
         self._rng_seed = draw_seed(rng)
         self._rng_counter = 0
         self.n_iter_ = 0
         self.history_ = {"reconstruction_error": [], "time": []}
+        self._gibbs = None
+        self._engine()
 
-    def _training_state(self):
-        """Copies of everything an epoch changes (cheap next to an epoch)."""
-        return ({name: getattr(self, name).copy() for name in self._STATE},
-                [v.copy() for v in self._velocity], self._rng_counter)
+    def _engine(self, engine_only=None):
+        """The Gibbs engine over this model's arrays, (re)built when an attribute no
+        longer is the engine's array (a new fit, a changed batch size, an assignment); the
+        engine checks shapes and dtypes then. Arrays only the engine holds (velocities)
+        carry over from the previous engine, or come from ``engine_only``. The stream's
+        position is copied in; callers copy it back with :meth:`_sync_stream`."""
+        engine = getattr(self, "_gibbs", None)
+        slots = [s for s in self._STATE if s.engine and s.role != "stream"]
+        if engine is None or any(getattr(engine, s.engine) is not getattr(self, s.attr)
+                                 for s in slots if s.attr):
+            engine_only = engine_only or (engine.state() if engine is not None else {})
+            arrays = {s.engine: getattr(self, s.attr) if s.attr else engine_only.get(s.engine)
+                      for s in slots}
+            names = {s.engine: s.key for s in slots}
+            engine = self._gibbs = _sampling.GibbsEngine(**arrays, names=names)
+        for slot in self._STATE:
+            if slot.role == "stream":
+                setattr(engine, slot.engine, getattr(self, slot.attr))
+        return engine
+
+    def _sync_stream(self, engine):
+        """Copy the engine's stream position back into the estimator's attributes."""
+        for slot in self._STATE:
+            if slot.role == "stream":
+                setattr(self, slot.attr, getattr(engine, slot.engine))
+
+    @property
+    def _velocity(self):
+        """The velocities in their checkpoint order (the list stored as ``_velocity``)."""
+        state = self._gibbs.state()
+        slots = [s for s in self._STATE if s.key.startswith("_velocity.")]
+        return [state[s.engine] for s in sorted(slots, key=lambda s: int(s.key.split(".")[1]))]
 
     def _checkpoint_restore(self, state):
-        """Set the loaded state, then check its shapes and dtypes against each other: a
-        crafted file must not reach the compiled kernels with mismatched arrays."""
-        super()._checkpoint_restore(state)
-        nh, nv = self.n_components, self.n_features_in_
-        if self.h_samples_.ndim != 2 or self.h_samples_.shape[1] != nh:
-            raise ValueError(f"h_samples_ has shape {self.h_samples_.shape}, expected "
-                             f"(n_chains, {nh})")
-        checks = [("components_", (nh, nv)), ("intercept_hidden_", (nh,)),
-                  ("intercept_visible_", (nv,)), ("_q_hidden", (nh,))]
-        checks += [("_log_var", (nv,))] if hasattr(self, "_log_var") else []
-        arrays = [(name, getattr(self, name), shape) for name, shape in checks]
-        # velocities of W, b and c, then of the visible layer's own parameters (per unit)
-        shapes = [(nh, nv), (nv,), (nh,)] + [(nv,)] * (len(self._velocity) - 3)
-        arrays += [(f"velocity {i}", v, shape)
-                   for i, (v, shape) in enumerate(zip(self._velocity, shapes))]
-        dtype = self.components_.dtype
-        for name, array, shape in arrays:
-            if array.shape != shape or array.dtype != dtype:
-                raise ValueError(f"{name} has shape {array.shape} and dtype {array.dtype}, "
-                                 f"expected {shape} and {dtype}")
-
-    def _restore_training_state(self, state):
-        arrays, velocity, self._rng_counter = state
-        for name, value in arrays.items():
-            setattr(self, name, value)
-        self._velocity = velocity
+        """Set the loaded state and build the engine on it, which checks every array's
+        shape and dtype: a crafted file must not reach the compiled kernels with
+        mismatched arrays."""
+        state = dict(state)
+        engine_only = {}
+        for slot in self._STATE:
+            if slot.attr is None:
+                name, index = slot.key.split(".")
+                items = state.get(name)
+                if not isinstance(items, list) or int(index) >= len(items):
+                    raise ValueError(f"{slot.key} is missing")
+                engine_only[slot.engine] = items[int(index)]
+        lists = {slot.key.split(".")[0] for slot in self._STATE if slot.attr is None}
+        super()._checkpoint_restore({k: v for k, v in state.items() if k not in lists})
+        shape = (self.n_components, self.n_features_in_)
+        if getattr(self.components_, "shape", None) != shape:
+            raise ValueError(f"components_ has shape {self.components_.shape}, expected "
+                             f"{shape}")
+        self._gibbs = None
+        self._engine(engine_only)
 
     def _run_epochs(self, X, n_epochs):
         """Run ``n_epochs`` passes of CD/PCD over X, recording the history."""
         work = self.batch_size * self.n_components * X.shape[1]
-        n_threads, n_blocks = self._threads(work), engine_blocks(work)
-        if sp.issparse(X):
-            args = (np.empty((0, X.shape[1]), X.dtype), X.data, X.indices, X.indptr, True)
-        else:
-            empty_i = np.empty(0, np.int32)
-            args = (X, np.empty(0, X.dtype), empty_i, np.zeros(1, np.int32), False)
         if self.h_samples_.shape != (self.batch_size, self.n_components):
             self.h_samples_ = np.zeros((self.batch_size, self.n_components), X.dtype)
+        engine = self._engine().configure(
+            learning_rate=self.learning_rate, momentum=self.momentum,
+            weight_decay=self.weight_decay, sparsity_target=self.sparsity_target,
+            sparsity_cost=self.sparsity_cost, k=self.k, persistent=self.persistent,
+            batch_size=self.batch_size, hidden=self.hidden_units,
+            n_blocks=engine_blocks(work), n_threads=self._threads(work),
+            **self._engine_visible_settings())
         history_rows = np.unique(np.linspace(0, X.shape[0] - 1, _HISTORY_ROWS).astype(np.intp))
         X_history = X[history_rows]
         progress = EpochProgress(type(self).__name__, n_epochs, self.verbose)
         with progress, blas_threads(1):
             for _ in range(n_epochs):
                 start = time.perf_counter()
-                backup = self._training_state()
-                W_vel, b_vel, c_vel = self._velocity[:3]
-                visible, *visible_args = self._engine_visible_args()
+                engine.snapshot()
                 try:
-                    # Positional: the engine's signature is the contract (tests wrap it).
-                    self._rng_counter = _sampling.cd_epoch(
-                        *args, self.components_, self.intercept_visible_,
-                        self.intercept_hidden_, self.h_samples_, W_vel, b_vel, c_vel,
-                        self._q_hidden, self.batch_size, self.k, self.persistent,
-                        self.learning_rate, self.momentum, self.weight_decay,
-                        self.sparsity_target, self.sparsity_cost, self._rng_seed,
-                        self._rng_counter, n_blocks, n_threads, visible, self.hidden_units,
-                        *visible_args,
-                    )
+                    _sampling.cd_epoch(engine, X)
                 except KeyboardInterrupt:
                     # The compiled epoch runs to its end before Python sees the signal, so
                     # roll it back: the model is then exactly n_iter_ completed epochs.
-                    self._restore_training_state(backup)
+                    engine.restore()
+                    self._sync_stream(engine)
                     warnings.warn(
                         f"{type(self).__name__}: training interrupted; the model holds the "
                         f"weights after {self.n_iter_} completed epochs.",
@@ -236,13 +299,15 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
                     finite = np.isfinite(error) and (self._visible_units == "bernoulli"
                                                      or np.isfinite(self._hidden_probs(V)).all())
                 if not finite:
-                    self._restore_training_state(backup)
+                    engine.restore()
+                    self._sync_stream(engine)
                     raise FloatingPointError(
                         f"{type(self).__name__} diverged in epoch {self.n_iter_ + 1}: the "
                         "weights became non-finite or too large for a finite Gibbs step "
                         "(restored to the previous epoch). Lower learning_rate, add "
                         "weight_decay or scale the data."
                     )
+                self._sync_stream(engine)
                 self.n_iter_ += 1
                 self.history_["reconstruction_error"].append(float(error))
                 self.history_["time"].append(time.perf_counter() - start)
@@ -390,15 +455,12 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         return self._gibbs_steps(v, 1)
 
     def _gibbs_steps(self, v, n_steps):
-        h = np.empty((v.shape[0], self.n_components), dtype=v.dtype)
-        counter = self._next_counter(2 * n_steps)
-        visible, log_var = self._engine_visible_args()[:2]
+        engine = self._engine()
+        work = v.size * self.n_components
         with blas_threads(1):
-            _sampling.gibbs_chain(v, h, self.components_, self.intercept_visible_,
-                                  self.intercept_hidden_, n_steps, self._rng_seed, counter,
-                                  engine_blocks(v.size * self.n_components),
-                                  self._threads(v.size * self.n_components), None, visible,
-                                  self.hidden_units, log_var)
+            engine.gibbs(v, n_steps, hidden=self.hidden_units, n_blocks=engine_blocks(work),
+                         n_threads=self._threads(work))
+        self._sync_stream(engine)
         return v
 
     def sample(self, n_samples=1, n_steps=1000):
@@ -537,6 +599,9 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         tags.transformer_tags.preserves_dtype = (
             ["float64", "float32"] if self.dtype is None else [self.dtype])
         return tags
+
+
+_BaseRBM._derive_from_state()
 
 
 class BernoulliRBM(_BaseRBM):
@@ -876,9 +941,10 @@ class GaussianBernoulliRBM(_BaseRBM):
     """
 
     _visible_units = "gaussian"
-    _PARAMS = _BaseRBM._PARAMS + ("_log_var",)
-    _STATE = _BaseRBM._STATE + ("_log_var",)
-    _checkpoint_arrays = _BaseRBM._checkpoint_arrays + ("_log_var",)
+    _STATE = _BaseRBM._STATE + (
+        _Slot("_log_var", "parameter", "log_var"),
+        _Slot(None, "optimizer", "log_var_vel", "_velocity.3"),
+    )
 
     _parameter_constraints: dict = {
         **_BaseRBM._parameter_constraints,
@@ -929,11 +995,13 @@ class GaussianBernoulliRBM(_BaseRBM):
 
     def _initialize_visible(self, n_features, dtype):
         self._log_var = np.zeros(n_features, dtype=dtype)  # sigma = 1
-        return [np.zeros(n_features, dtype=dtype)]
 
     def _engine_visible_args(self):
+        return ("gaussian", self._log_var)
+
+    def _engine_visible_settings(self):
         low, high = (2 * float(np.log(s)) for s in SIGMA_BOUNDS)
-        return ("gaussian", self._log_var, self._velocity[3], self.learn_sigma, low, high)
+        return dict(learn_log_var=self.learn_sigma, log_var_min=low, log_var_max=high)
 
     def _hidden_input(self, X):
         W = self.components_

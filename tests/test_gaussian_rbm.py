@@ -138,11 +138,10 @@ def test_cd_updates_point_along_the_exact_gradient(persistent):
     lr, updates_W, updates_z = 1e-7, [], []
     for seed in range(20):
         W1, z1 = W.copy(), log_var.copy()
-        _sampling.cd_epoch(X, np.empty(0), np.empty(0, np.int32), np.zeros(1, np.int32),
-                           False, W1, b.copy(), c.copy(), np.zeros((40, 4)), np.zeros_like(W),
-                           np.zeros(6), np.zeros(4), np.full(4, 0.1), 40, 1, persistent, lr,
-                           0, 0, 0.1, 0, seed, 0, 1, 1, "gaussian", "bernoulli", z1,
-                           np.zeros(6), True, -10, 10)
+        engine = _sampling.GibbsEngine(W1, b.copy(), c.copy(), np.zeros((40, 4)),
+                                       q_hidden=np.full(4, 0.1), log_var=z1, seed=seed)
+        engine.configure(learning_rate=lr, batch_size=40, persistent=persistent,
+                         learn_log_var=True).epoch(X)
         updates_W.append((W1 - W) / lr / (len(X) / 40))
         updates_z.append((z1 - log_var) / lr / (len(X) / 40))
     for mean_update, exact in [(np.mean(updates_W, axis=0), gW),

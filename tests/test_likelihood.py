@@ -169,10 +169,8 @@ def test_cd_and_pcd_updates_point_along_the_exact_gradient(persistent):
     lr, updates = 1e-7, []
     for seed in range(20):
         W1 = W.copy()
-        _sampling.cd_epoch(X, np.empty(0), np.empty(0, np.int32), np.zeros(1, np.int32),
-                           False, W1, b.copy(), c.copy(), np.zeros((40, 5)),
-                           np.empty((0, 0)), np.empty(0), np.empty(0), np.empty(0), 40, 1,
-                           persistent, lr, 0, 0, 0.1, 0, seed, 0)
+        engine = _sampling.GibbsEngine(W1, b.copy(), c.copy(), np.zeros((40, 5)), seed=seed)
+        engine.configure(learning_rate=lr, batch_size=40, persistent=persistent).epoch(X)
         updates.append((W1 - W) / lr / (len(X) / 40))
     mean_update = np.mean(updates, axis=0)
     cosine = (mean_update * exact).sum() / np.linalg.norm(mean_update) / np.linalg.norm(exact)

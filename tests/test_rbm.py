@@ -15,7 +15,7 @@ from sklearn.neural_network import BernoulliRBM as SkBernoulliRBM
 from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from fastrbm import BernoulliRBM
+from fastrbm import BernoulliRBM, GaussianBernoulliRBM
 
 from . import _reference as ref
 
@@ -596,3 +596,24 @@ def test_load_rejects_arrays_whose_shapes_do_not_fit(digits, tmp_path):
     np.savez(bad, **contents)
     with pytest.raises(ValueError, match="intercept_hidden_ has shape"):
         BernoulliRBM.load(bad)
+
+
+@pytest.mark.parametrize("cls", [BernoulliRBM, GaussianBernoulliRBM])
+def test_checkpoint_keys_and_engine_arrays_follow_the_state_table(digits, tmp_path, cls):
+    # Files keep the keys they have always had (older files load), and the estimator's
+    # arrays are the engine's own, before and after a round trip.
+    X, _ = digits
+    m = cls(n_components=4, n_iter=1, random_state=0, momentum=0.5).fit(X)
+    m.save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as data:
+        keys = set(data.files) - {"__metadata__"}
+    want = {"components_", "intercept_hidden_", "intercept_visible_", "h_samples_",
+            "_q_hidden", "_velocity.0", "_velocity.1", "_velocity.2"}
+    if cls is GaussianBernoulliRBM:
+        want |= {"_log_var", "_velocity.3"}
+    assert keys == want
+    for model in (m, cls.load(tmp_path / "m.npz")):
+        engine = model._gibbs
+        assert model.components_ is engine.W and model.h_samples_ is engine.chains
+        assert model._velocity[0] is engine.W_vel
+        assert engine == m._gibbs

@@ -1,4 +1,6 @@
 """The compiled Gibbs engine against the NumPy oracle, in float32 and float64, 1 and 2 threads."""
+import pickle
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -101,24 +103,25 @@ def _problem(dtype, n=23, nv=12, nh=8, seed=3):
     return X, W, b, c
 
 
-def _run_kernel(X, W, b, c, chain, vel, q, *, sparse=False, n_blocks=2, n_threads=1, **kw):
-    W, b, c, chain = W.copy(), b.copy(), c.copy(), chain.copy()
-    vel = [v.copy() for v in vel]
-    q = q.copy()
-    dtype = W.dtype
-    if sparse:
-        Xs = sp.csr_matrix(X)
-        data = (np.empty((0, X.shape[1]), dtype), Xs.data, Xs.indices.astype(np.int32),
-                Xs.indptr.astype(np.int32), True)
-    else:
-        data = (X, np.empty(0, dtype), np.empty(0, np.int32), np.zeros(1, np.int32), False)
+def _engine_epoch(X, W, b, c, chain, vel, q, log_var=None, log_var_vel=None, *,
+                  sparse=False, n_blocks=2, n_threads=1, seed, counter, visible="bernoulli",
+                  **settings):
+    """One GibbsEngine epoch on copies of the arrays; returns the engine (its state)."""
+    copy = lambda a: None if a is None else a.copy()  # noqa: E731
+    engine = _sampling.GibbsEngine(
+        W.copy(), b.copy(), c.copy(), chain.copy(), W_vel=copy(vel[0]), b_vel=copy(vel[1]),
+        c_vel=copy(vel[2]), q_hidden=q.copy(), log_var=copy(log_var),
+        log_var_vel=copy(log_var_vel), seed=seed, counter=counter)
+    assert engine.visible == visible
+    engine.configure(n_blocks=n_blocks, n_threads=n_threads, **settings)
     with threadpool_limits(1, user_api="blas"):
-        counter = _sampling.cd_epoch(
-            *data, W, b, c, chain, vel[0], vel[1], vel[2], q, kw["batch_size"], kw["k"],
-            kw["persistent"], kw["learning_rate"], kw.get("momentum", 0.0),
-            kw.get("weight_decay", 0.0), kw.get("sparsity_target", 0.1),
-            kw.get("sparsity_cost", 0.0), kw["seed"], kw["counter"], n_blocks, n_threads)
-    return W, b, c, chain, vel, q, counter
+        engine.epoch(sp.csr_matrix(X) if sparse else X)
+    return engine
+
+
+def _run_kernel(X, W, b, c, chain, vel, q, **kw):
+    e = _engine_epoch(X, W, b, c, chain, vel, q, **kw)
+    return e.W, e.b, e.c, e.chains, [e.W_vel, e.b_vel, e.c_vel], e.q_hidden, e.counter
 
 
 CD_SETTINGS = [
@@ -164,8 +167,8 @@ def test_cd_epoch_matches_oracle(dtype, n_threads, settings, batch_size):
 def test_cd_epoch_sparse_input_is_identical_to_dense(dtype, persistent):
     X, W, b, c = _problem(dtype)
     chain = np.zeros((5, W.shape[0]), dtype)
-    vel = [np.empty((0, 0), dtype), np.empty(0, dtype), np.empty(0, dtype)]
-    q = np.empty(0, dtype)
+    vel = [np.zeros_like(W), np.zeros_like(b), np.zeros_like(c)]
+    q = np.zeros(W.shape[0], dtype)
     kw = dict(batch_size=4, k=2, persistent=persistent, learning_rate=0.05, seed=1,
               counter=0)
     dense = _run_kernel(X, W, b, c, chain, vel, q, **kw)
@@ -191,16 +194,55 @@ def test_cd_epoch_is_identical_for_1_and_2_threads(dtype, persistent, batch_size
         np.testing.assert_array_equal(a, b_)
 
 
-def test_cd_epoch_rejects_mismatched_shapes():
+def test_engine_rejects_mismatched_shapes():
     X, W, b, c = _problem(np.float64)
-    args = (np.empty(0), np.empty(0, np.int32), np.zeros(1, np.int32), False, W, b, c,
-            np.zeros((2, 8)), np.empty((0, 0)), np.empty(0), np.empty(0), np.empty(0))
-    with pytest.raises(ValueError, match="features"):
-        _sampling.cd_epoch(np.ascontiguousarray(X[:, :5]), *args, 4, 1, False, 0.1, 0, 0, 0.1, 0, 0, 0)
+    chain = np.zeros((2, 8))
+    with pytest.raises(ValueError, match="c has shape"):
+        _sampling.GibbsEngine(W, b, c[:5], chain)
+    with pytest.raises(ValueError, match="W_vel has shape"):
+        _sampling.GibbsEngine(W, b, c, chain, W_vel=np.zeros((8, 5)))
+    with pytest.raises(ValueError, match="intercept_hidden_ has shape"):
+        _sampling.GibbsEngine(W, b, c[:5], chain, names={"c": "intercept_hidden_"})
+    with pytest.raises(ValueError, match="b has shape .* dtype float32"):
+        _sampling.GibbsEngine(W, b.astype(np.float32), c, chain)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _sampling.GibbsEngine(np.asfortranarray(W), b, c, chain)
+    engine = _sampling.GibbsEngine(W, b, c, chain)
+    with pytest.raises(ValueError, match="configure"):
+        engine.epoch(X)
     with pytest.raises(ValueError, match="must be positive"):
-        _sampling.cd_epoch(X, *args, 0, 1, False, 0.1, 0, 0, 0.1, 0, 0, 0)
-    with pytest.raises(ValueError, match="velocity"):
-        _sampling.cd_epoch(X, *args, 4, 1, False, 0.1, 0.9, 0, 0.1, 0, 0, 0)
+        engine.configure(learning_rate=0.1, batch_size=0)
+    engine.configure(learning_rate=0.1, batch_size=4)
+    with pytest.raises(ValueError, match="features"):
+        engine.epoch(np.ascontiguousarray(X[:, :5]))
+
+
+def test_engine_reuses_work_buffers_and_restores_snapshots():
+    X, W, b, c = _problem(np.float64, n=40)
+    engine = _sampling.GibbsEngine(W.copy(), b.copy(), c.copy(), np.zeros((4, 8)), seed=3)
+    engine.configure(learning_rate=0.1, momentum=0.5, batch_size=4, persistent=True)
+    engine.epoch(X)
+    before = {k: a.copy() for k, a in engine.state().items()}, engine.counter
+    engine.snapshot()
+    engine.epoch(X)
+    assert engine.counter > before[1]
+    assert not np.array_equal(engine.W, before[0]["W"])
+    W_id = id(engine.W)
+    engine.restore()
+    assert id(engine.W) == W_id and engine.counter == before[1]
+    for k, a in engine.state().items():
+        np.testing.assert_array_equal(a, before[0][k], err_msg=k)
+    # the same epoch again, on reused buffers, gives the same result
+    engine.epoch(X)
+    again = _sampling.GibbsEngine(**before[0], seed=3, counter=before[1])
+    again.configure(learning_rate=0.1, momentum=0.5, batch_size=4, persistent=True)
+    again.epoch(X)
+    for k, a in engine.state().items():
+        np.testing.assert_array_equal(a, again.state()[k], err_msg=k)
+    copy = pickle.loads(pickle.dumps(engine))
+    for k, a in engine.state().items():
+        np.testing.assert_array_equal(a, copy.state()[k], err_msg=k)
+    assert copy.counter == engine.counter and copy.seed == engine.seed
 
 
 # ---------------------------------------------------------------------------------------
@@ -315,23 +357,13 @@ def test_gibbs_chain_with_other_units(dtype, n_threads, visible, hidden, log_var
         np.testing.assert_allclose(got, want, err_msg=name, **tol)
 
 
-def _run_units_kernel(X, W, b, c, chain, vel, q, log_var, log_var_vel, *, n_blocks=2,
-                      n_threads=1, **kw):
-    """_sampling.cd_epoch with unit types, on copies; returns what ref.cd_epoch returns."""
-    W, b, c, chain, q = W.copy(), b.copy(), c.copy(), chain.copy(), q.copy()
-    vel = [v.copy() for v in vel]
-    log_var, log_var_vel = log_var.copy(), log_var_vel.copy()
-    dtype = W.dtype
-    with threadpool_limits(1, user_api="blas"):
-        counter = _sampling.cd_epoch(
-            X, np.empty(0, dtype), np.empty(0, np.int32), np.zeros(1, np.int32), False,
-            W, b, c, chain, vel[0], vel[1], vel[2], q, kw["batch_size"], kw["k"],
-            kw["persistent"], kw["learning_rate"], kw.get("momentum", 0.0),
-            kw.get("weight_decay", 0.0), kw.get("sparsity_target", 0.1),
-            kw.get("sparsity_cost", 0.0), kw["seed"], kw["counter"], n_blocks, n_threads,
-            kw["visible"], kw["hidden"], log_var, log_var_vel, kw.get("learn_log_var", False),
-            kw.get("log_var_min", -10), kw.get("log_var_max", 10))
-    return W, b, c, chain, vel, q, counter, log_var, log_var_vel
+def _run_units_kernel(X, W, b, c, chain, vel, q, log_var, log_var_vel, *, visible, **kw):
+    """A GibbsEngine epoch with unit types, on copies; returns what ref.cd_epoch returns."""
+    gaussian = visible == "gaussian"
+    e = _engine_epoch(X, W, b, c, chain, vel, q, log_var if gaussian else None,
+                      log_var_vel if gaussian else None, visible=visible, **kw)
+    return (e.W, e.b, e.c, e.chains, [e.W_vel, e.b_vel, e.c_vel], e.q_hidden, e.counter,
+            e.log_var if gaussian else log_var, e.log_var_vel if gaussian else log_var_vel)
 
 
 GAUSSIAN_CD_SETTINGS = [
@@ -413,23 +445,22 @@ def test_gaussian_cd_epoch_is_identical_for_1_and_2_threads(dtype, hidden, batch
 
 def test_unit_types_are_checked():
     X, W, b, c = _problem(np.float64)
-    args = (np.empty(0), np.empty(0, np.int32), np.zeros(1, np.int32), False, W, b, c,
-            np.zeros((2, 8)), np.empty((0, 0)), np.empty(0), np.empty(0), np.empty(0), 4, 1,
-            False, 0.1, 0, 0, 0.1, 0, 0, 0, 1, 1)
-    with pytest.raises(ValueError, match="visible units"):
-        _sampling.cd_epoch(X, *args, "nrelu")
+    engine = _sampling.GibbsEngine(W, b, c, np.zeros((2, 8)))
+    assert engine.visible == "bernoulli"
     with pytest.raises(ValueError, match="hidden units"):
-        _sampling.cd_epoch(X, *args, "bernoulli", "gaussian")
+        engine.configure(learning_rate=0.1, batch_size=4, hidden="gaussian")
     with pytest.raises(ValueError, match="log_var"):
-        _sampling.cd_epoch(X, *args, "gaussian", "bernoulli")
-    # Learning log_var takes the momentum path, so it needs the velocity buffers too.
-    with pytest.raises(ValueError, match="velocity"):
-        _sampling.cd_epoch(X, *args, "gaussian", "bernoulli", np.zeros(12), np.zeros(12),
-                           True)
-    buffers = (np.zeros_like(W), np.zeros(12), np.zeros(8), np.zeros(8))
-    args = args[:8] + buffers + args[12:]
-    with pytest.raises(ValueError, match="log_var_vel"):
-        _sampling.cd_epoch(X, *args, "gaussian", "bernoulli", np.zeros(12), None, True)
+        engine.configure(learning_rate=0.1, batch_size=4, learn_log_var=True)
+    with pytest.raises(ValueError, match="log_var has shape"):
+        _sampling.GibbsEngine(W, b, c, np.zeros((2, 8)), log_var=np.zeros(5))
+    with pytest.raises(ValueError, match="log_var_vel has shape"):
+        _sampling.GibbsEngine(W, b, c, np.zeros((2, 8)), log_var=np.zeros(12),
+                              log_var_vel=np.zeros(3))
+    gaussian = _sampling.GibbsEngine(W, b, c, np.zeros((2, 8)), log_var=np.zeros(12))
+    assert gaussian.visible == "gaussian"
+    with pytest.raises(ValueError, match="log_var_min"):
+        gaussian.configure(learning_rate=0.1, batch_size=4, learn_log_var=True,
+                           log_var_min=1, log_var_max=0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -954,139 +954,450 @@ cdef void _log_var_data_term(
         out[j] = <floating> 0.5 * inv_var[j] * (pos / n - neg / n_neg)
 
 
-def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
-             const int[::1] X_indices, const int[::1] X_indptr, bint sparse,
-             floating[:, ::1] W, floating[::1] b, floating[::1] c,
-             floating[:, ::1] chain, floating[:, ::1] W_vel, floating[::1] b_vel,
-             floating[::1] c_vel, floating[::1] q_hidden,
-             Py_ssize_t batch_size, int k, bint persistent, double learning_rate,
-             double momentum, double weight_decay, double sparsity_target,
-             double sparsity_cost, uint64_t seed, uint64_t counter, int n_blocks=1,
-             int n_threads=1, str visible="bernoulli", str hidden="bernoulli",
-             floating[::1] log_var=None, floating[::1] log_var_vel=None,
-             bint learn_log_var=False, double log_var_min=-10, double log_var_max=10):
-    """One pass of CD-k (``persistent=False``) or PCD-k over the rows of the data.
+cdef struct EpochSettings:
+    # The hyperparameters of an epoch, set by name through GibbsEngine.configure.
+    double learning_rate, momentum, weight_decay, sparsity_target, sparsity_cost
+    double log_var_min, log_var_max
+    Py_ssize_t batch_size
+    int k, n_blocks, n_threads, hidden
+    bint persistent, learn_log_var
 
-    Mini-batches are consecutive rows (as scikit-learn's BernoulliRBM): ``batch_size``
-    rows each, the last one shorter. Data rows come from the dense ``X`` or, when
-    ``sparse``, from the CSR arrays (``X`` is then ignored and may be empty).
 
-    The update follows Hinton's practical guide (2010): positive statistics from the
-    hidden probabilities given the data, negative statistics from the sampled visible
-    units and hidden probabilities at the end of the chain, each averaged over its own
-    rows; ``W_vel = momentum * W_vel + lr * (grad - weight_decay * W + sparsity term)``,
-    then ``W += W_vel`` (the same for the biases, without weight decay). With no momentum,
-    weight decay or sparsity the gradient GEMMs accumulate straight into W, and the
-    velocity and ``q_hidden`` buffers may be empty.
+# The engine's state, in a fixed order: (name, shape in terms of the layer sizes). Rows of
+# ``chains`` are free (their number is the caller's); Gaussian models add the last two.
+STATE_SHAPES = (
+    ("W", ("n_hidden", "n_visible")),
+    ("b", ("n_visible",)),
+    ("c", ("n_hidden",)),
+    ("chains", (None, "n_hidden")),
+    ("W_vel", ("n_hidden", "n_visible")),
+    ("b_vel", ("n_visible",)),
+    ("c_vel", ("n_hidden",)),
+    ("q_hidden", ("n_hidden",)),
+    ("log_var", ("n_visible",)),
+    ("log_var_vel", ("n_visible",)),
+)
 
-    Negative chain: with ``persistent`` the hidden states in ``chain`` (n_chains, n_hidden)
-    are advanced k steps and kept (Tieleman 2008); otherwise each batch starts a fresh
-    chain at the hidden sample of its data. The sparsity term uses ``q_hidden``, a running
-    mean (decay 0.9) of the hidden probabilities, updated in place.
 
-    Each layer (and the weight update) is computed in ``n_blocks`` blocks of units shared
-    among ``n_threads`` OpenMP threads; the result depends on ``n_blocks`` (through BLAS
-    rounding) but never on ``n_threads``. Returns the next unused counter.
+cdef class GibbsEngine:
+    """The training state of one RBM and the compiled CD-k / PCD-k epochs that update it.
 
-    Unit types. ``visible`` is "bernoulli" or "gaussian", ``hidden`` "bernoulli" or "nrelu"
-    (noisy rectified linear units, Nair & Hinton 2010: their mean-field value max(0, x)
-    stands in for the probabilities in the statistics, and the chains carry their samples).
-    Gaussian visible units follow Cho, Raiko & Ilin (2011): with sigma_j^2 = exp(z_j)
-    (``log_var``), E(v, h) = sum_j (v_j - b_j)^2 / (2 sigma_j^2) - c.h - (v / sigma^2) W^T h,
-    so the hidden layer sees v / sigma^2, which also replaces v in the W and b statistics
-    (the b statistic is then <(v - b) / sigma^2>, its -b / sigma^2 part cancelling between
-    the phases). The negative chain's visible units are sampled, v = h W + b + sigma * noise.
-    With ``learn_log_var``, each batch also updates z by gradient ascent,
-    ``dz_j = exp(-z_j) <(v_j - b_j)^2 / 2 - v_j (W^T h)_j>_data - <...>_model``, whose second
-    term is -sum_i W_ij G_ij with G the W gradient just computed (no extra GEMM), with the
-    same learning rate and momentum (velocity ``log_var_vel``) and then clipped to
-    [``log_var_min``, ``log_var_max``]; that forces the W update through its gradient
-    buffer (the momentum path).
+    The engine holds (without copying) the arrays it is built from and updates them in
+    place: the weights ``W`` (n_hidden, n_visible), visible and hidden biases ``b`` and
+    ``c``, the persistent chains' hidden states ``chains`` (n_chains, n_hidden), the
+    momentum velocities ``W_vel``, ``b_vel``, ``c_vel``, the running mean of the hidden
+    activations ``q_hidden`` (for the sparsity penalty), and for Gaussian visible units
+    the log-variances ``log_var`` (z = log sigma^2) and their velocity ``log_var_vel``;
+    plus the random stream (``seed``, ``counter``). Shapes, dtypes (all float32 or all
+    float64) and layout (C-contiguous) are checked here, once; training also needs them
+    writeable.
+
+    The work buffers of an epoch are allocated at the first epoch and reused while the
+    batch size and the number of chains stay; :meth:`snapshot` / :meth:`restore` copy
+    the state into and back from buffers also allocated once.
+
+    Parameters
+    ----------
+    W, b, c, chains : ndarray
+        Weights, visible biases, hidden biases, persistent chains (see above).
+    W_vel, b_vel, c_vel, q_hidden, log_var, log_var_vel : ndarray or None, keyword-only
+        Optimizer state and Gaussian visible units' parameters; None allocates zeros
+        (``log_var`` None: Bernoulli visible units).
+    seed, counter : int, keyword-only
+        The random stream: every layer sampled draws at (seed, counter, row, column) and
+        advances ``counter`` by one.
+    names : dict or None, keyword-only
+        Names to use for the arrays in error messages (by default the keywords above).
+
+    Notes
+    -----
+    Hyperparameters are set by name with :meth:`configure` before :meth:`epoch`.
     """
-    cdef int vis = _unit_code(visible, "visible"), hid = _unit_code(hidden, "hidden")
+    cdef readonly object W, b, c, chains, W_vel, b_vel, c_vel, q_hidden, log_var, log_var_vel
+    cdef readonly object dtype
+    cdef readonly str visible
+    cdef public uint64_t seed, counter
+    cdef EpochSettings settings
+    cdef bint configured
+    cdef tuple work
+    cdef tuple work_key
+    cdef dict backup
+    cdef uint64_t backup_counter
+
+    def __init__(self, W, b, c, chains, *, W_vel=None, b_vel=None, c_vel=None,
+                 q_hidden=None, log_var=None, log_var_vel=None, uint64_t seed=0,
+                 uint64_t counter=0, names=None):
+        names = names or {}
+        dtype = getattr(W, "dtype", None)
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"{names.get('W', 'W')} must be float32 or float64, got {dtype}")
+        if getattr(W, "ndim", 0) != 2:
+            raise ValueError(f"{names.get('W', 'W')} must be 2-dimensional")
+        nh, nv = W.shape
+        sizes = {"n_hidden": nh, "n_visible": nv}
+        gaussian = log_var is not None
+        given = dict(W=W, b=b, c=c, chains=chains, W_vel=W_vel, b_vel=b_vel, c_vel=c_vel,
+                     q_hidden=q_hidden, log_var=log_var, log_var_vel=log_var_vel)
+        for name, shape in STATE_SHAPES:
+            if name.startswith("log_var") and not gaussian:
+                continue
+            array = given[name]
+            if array is None:
+                array = given[name] = np.zeros([sizes.get(s, 0) for s in shape], dtype)
+            want = tuple(sizes.get(s, "n") if s else "n" for s in shape)
+            ok = (isinstance(array, np.ndarray) and array.dtype == dtype
+                  and array.ndim == len(shape)
+                  and all(s is None or array.shape[i] == sizes[s]
+                          for i, s in enumerate(shape)))
+            if not ok:
+                raise ValueError(
+                    f"{names.get(name, name)} has shape {getattr(array, 'shape', None)} and "
+                    f"dtype {getattr(array, 'dtype', None)}, expected "
+                    f"({', '.join(map(str, want))}{',' if len(want) == 1 else ''}) and {dtype}")
+            if not array.flags.c_contiguous:
+                raise ValueError(f"{names.get(name, name)} must be C-contiguous")
+        self.W, self.b, self.c, self.chains = W, b, c, chains
+        self.W_vel, self.b_vel, self.c_vel = given["W_vel"], given["b_vel"], given["c_vel"]
+        self.q_hidden = given["q_hidden"]
+        self.log_var, self.log_var_vel = log_var, given["log_var_vel"]
+        self.visible = "gaussian" if gaussian else "bernoulli"
+        self.dtype = np.dtype(dtype)
+        self.seed, self.counter = seed, counter
+        self.configured = False
+        self.work_key = None
+        self.backup = None
+
+    def __reduce__(self):
+        # Pickled as its state (the arrays themselves, so that holders of the same arrays
+        # keep sharing them); settings and work buffers are set up again when used.
+        return (_engine_from_state, (self.state(), self.seed, self.counter))
+
+    def __eq__(self, other):
+        # Equal states (arrays, dtypes, stream position): what makes two engines train alike.
+        if not isinstance(other, GibbsEngine):
+            return NotImplemented
+        mine, theirs = self.state(), other.state()
+        return (self.seed == other.seed and self.counter == other.counter
+                and mine.keys() == theirs.keys()
+                and all(a.dtype == theirs[k].dtype and a.shape == theirs[k].shape
+                        and np.array_equal(a, theirs[k], equal_nan=True)
+                        for k, a in mine.items()))
+
+    __hash__ = None
+
+    def state(self):
+        """The state arrays by name (the engine's own arrays, not copies).
+
+        Returns
+        -------
+        state : dict
+            Name -> ndarray, in the order of ``STATE_SHAPES``; ``log_var`` and
+            ``log_var_vel`` only for Gaussian visible units.
+        """
+        arrays = dict(W=self.W, b=self.b, c=self.c, chains=self.chains, W_vel=self.W_vel,
+                      b_vel=self.b_vel, c_vel=self.c_vel, q_hidden=self.q_hidden,
+                      log_var=self.log_var, log_var_vel=self.log_var_vel)
+        return {name: arrays[name] for name, _ in STATE_SHAPES if arrays[name] is not None}
+
+    def configure(self, *, double learning_rate, double momentum=0, double weight_decay=0,
+                  double sparsity_target=0.1, double sparsity_cost=0, int k=1,
+                  bint persistent=False, Py_ssize_t batch_size, str hidden="bernoulli",
+                  bint learn_log_var=False, double log_var_min=-10, double log_var_max=10,
+                  int n_blocks=1, int n_threads=1):
+        """Set the hyperparameters of the following epochs (all by name).
+
+        Parameters
+        ----------
+        learning_rate, momentum, weight_decay : float
+            The update ``W_vel = momentum * W_vel + learning_rate * (gradient -
+            weight_decay * W + sparsity term)``, then ``W += W_vel`` (biases alike, without
+            weight decay).
+        sparsity_target, sparsity_cost : float
+            The sparsity penalty (Hinton 2010, section 11).
+        k : int
+            Gibbs steps per update.
+        persistent : bool
+            PCD (the chains in ``chains`` carry over) or CD (chains start at the data).
+        batch_size : int
+            Rows per mini-batch.
+        hidden : {"bernoulli", "nrelu"}
+            Hidden unit type.
+        learn_log_var : bool
+            Learn the Gaussian visible units' log-variances, clipped to
+            [``log_var_min``, ``log_var_max``].
+        n_blocks, n_threads : int
+            Blocks of units per layer (results depend on it) and OpenMP threads (results
+            do not).
+        """
+        if batch_size <= 0 or k <= 0 or n_blocks <= 0 or n_threads <= 0:
+            raise ValueError("batch_size, k, n_blocks and n_threads must be positive")
+        if persistent and self.chains.shape[0] == 0:
+            raise ValueError("persistent CD needs chains of shape (n_chains, n_hidden)")
+        if learn_log_var and self.log_var is None:
+            raise ValueError("learn_log_var needs Gaussian visible units (log_var)")
+        if not log_var_min <= log_var_max:
+            raise ValueError("log_var_min must not exceed log_var_max")
+        cdef EpochSettings s
+        s.learning_rate, s.momentum, s.weight_decay = learning_rate, momentum, weight_decay
+        s.sparsity_target, s.sparsity_cost = sparsity_target, sparsity_cost
+        s.log_var_min, s.log_var_max = log_var_min, log_var_max
+        s.batch_size, s.k, s.n_blocks, s.n_threads = batch_size, k, n_blocks, n_threads
+        s.hidden = _unit_code(hidden, "hidden")
+        s.persistent, s.learn_log_var = persistent, learn_log_var
+        self.settings = s
+        self.configured = True
+        return self
+
+    cdef _ensure_work(self):
+        """Allocate the epoch's work buffers unless those of the last epoch still fit."""
+        cdef EpochSettings s = self.settings
+        cdef Py_ssize_t nh = self.W.shape[0], nv = self.W.shape[1], bs = s.batch_size
+        cdef Py_ssize_t neg = self.chains.shape[0] if s.persistent else bs
+        cdef Py_ssize_t n_hblocks = (nh + _block_size(nh, s.n_blocks) - 1) // _block_size(nh, s.n_blocks)
+        key = (bs, neg, n_hblocks)
+        if key == self.work_key:
+            return
+        dtype = self.dtype
+        t = _works_transposed(bs)
+        WT_shape = (nv, nh) if t else (<Py_ssize_t> 1, <Py_ssize_t> 1)
+        self.work = (
+            np.empty((bs, nv), dtype),                    # 0 Vbuf: a sparse batch, densified
+            np.empty((bs, nh), dtype),                    # 1 Hpos
+            np.empty((bs, nh), dtype),                    # 2 Hs: CD's chains
+            np.empty((neg, nh), dtype),                   # 3 Hneg
+            np.empty((neg, nv), dtype),                   # 4 Vneg
+            np.empty((neg, nv), dtype),                   # 5 Vprob
+            np.empty((nv, nh) if t else (nh, nv), dtype),  # 6 G: the W gradient
+            np.empty(nv, dtype),                          # 7 gb
+            np.empty(nh, dtype),                          # 8 gc
+            np.zeros(nv, dtype),                          # 9 vmean
+            np.ones(nv, dtype),                           # 10 sigma
+            np.ones(nv, dtype),                           # 11 inv_var
+            np.empty((bs, nv), dtype),                    # 12 Vs0: data / sigma^2
+            np.empty((neg, nv), dtype),                   # 13 Vsneg: chains / sigma^2
+            np.empty(WT_shape, dtype),                    # 14 WT
+            np.empty(WT_shape, dtype),                    # 15 WvT
+            np.zeros((n_hblocks, nv), dtype),             # 16 wg
+            np.zeros(nv, dtype),                          # 17 gz
+        )
+        self.work_key = key
+
+    def epoch(self, X):
+        """One pass of CD-k (``persistent=False``) or PCD-k over the rows of X.
+
+        Mini-batches are consecutive rows (as scikit-learn's BernoulliRBM): ``batch_size``
+        rows each, the last one shorter.
+
+        The update follows Hinton's practical guide (2010): positive statistics from the
+        hidden probabilities given the data, negative statistics from the sampled visible
+        units and hidden probabilities at the end of the chain, each averaged over its own
+        rows; ``W_vel = momentum * W_vel + lr * (grad - weight_decay * W + sparsity
+        term)``, then ``W += W_vel`` (the same for the biases, without weight decay). With
+        no momentum, weight decay or sparsity the gradient GEMMs accumulate straight into
+        W and the velocities and ``q_hidden`` stay as they are.
+
+        Negative chain: with ``persistent`` the hidden states in ``chains`` are advanced k
+        steps and kept (Tieleman 2008); otherwise each batch starts a fresh chain at the
+        hidden sample of its data. The sparsity term uses ``q_hidden``, a running mean
+        (decay 0.9) of the hidden probabilities.
+
+        Each layer (and the weight update) is computed in ``n_blocks`` blocks of units
+        shared among ``n_threads`` OpenMP threads; the result depends on ``n_blocks``
+        (through BLAS rounding) but never on ``n_threads``.
+
+        Unit types. Noisy rectified linear hidden units (Nair & Hinton 2010): their
+        mean-field value max(0, x) stands in for the probabilities in the statistics, and
+        the chains carry their samples. Gaussian visible units follow Cho, Raiko & Ilin
+        (2011): with sigma_j^2 = exp(z_j) (``log_var``), E(v, h) = sum_j (v_j - b_j)^2 /
+        (2 sigma_j^2) - c.h - (v / sigma^2) W^T h, so the hidden layer sees v / sigma^2,
+        which also replaces v in the W and b statistics (the b statistic is then
+        <(v - b) / sigma^2>, its -b / sigma^2 part cancelling between the phases). The
+        negative chain's visible units are sampled, v = h W + b + sigma * noise. With
+        ``learn_log_var``, each batch also updates z by gradient ascent,
+        ``dz_j = exp(-z_j) <(v_j - b_j)^2 / 2 - v_j (W^T h)_j>_data - <...>_model``, whose
+        second term is -sum_i W_ij G_ij with G the W gradient just computed (no extra
+        GEMM), with the same learning rate and momentum (velocity ``log_var_vel``), then
+        clipped to [``log_var_min``, ``log_var_max``]; that forces the W update through
+        its gradient buffer (the momentum path).
+
+        Parameters
+        ----------
+        X : ndarray or scipy.sparse.csr_matrix of shape (n_samples, n_visible)
+            Training rows in the engine's dtype (dense: C-contiguous; CSR: int32 indices,
+            sorted).
+
+        Returns
+        -------
+        counter : int
+            The next unused counter of the random stream (also ``self.counter``).
+        """
+        if not self.configured:
+            raise ValueError("configure the engine before running an epoch")
+        # Read-only state (e.g. a model unpickled from a memory map) can sample, not train.
+        if not all(a.flags.writeable for a in self.state().values()):
+            raise ValueError("the engine's arrays are read-only; copy them to train")
+        cdef bint sparse = hasattr(X, "indptr")
+        cdef Py_ssize_t nv = self.W.shape[1]
+        if sparse:
+            data, indices, indptr = X.data, X.indices, X.indptr
+            if X.shape[1] != nv:
+                raise ValueError("X has %d features, W expects %d" % (X.shape[1], nv))
+            X = np.empty((0, nv), self.dtype)
+        else:
+            if X.ndim != 2:
+                raise ValueError("X must be 2-dimensional")
+            if X.shape[1] != nv:
+                raise ValueError("X has %d features, W expects %d" % (X.shape[1], nv))
+            data, indices, indptr = np.empty(0, self.dtype), _NO_INDICES, _NO_INDPTR
+        self._ensure_work()
+        if self.dtype == np.float32:
+            self.counter = _epoch[float](self, X, data, indices, indptr, sparse)
+        else:
+            self.counter = _epoch[double](self, X, data, indices, indptr, sparse)
+        return self.counter
+
+    def gibbs(self, v, int n_steps, *, str hidden="bernoulli", int n_blocks=1,
+              int n_threads=1, v_prob=None):
+        """Run ``n_steps`` Gibbs steps v -> h -> v in place on the chains in ``v``,
+        drawing from (and advancing) the engine's stream by two counters a step.
+
+        Parameters
+        ----------
+        v : ndarray of shape (n_chains, n_visible)
+            Start state, replaced by the last visible samples.
+        n_steps : int
+            Number of steps.
+        hidden : {"bernoulli", "nrelu"}, keyword-only
+            Hidden unit type.
+        n_blocks, n_threads : int, keyword-only
+            As in :meth:`configure`.
+        v_prob : ndarray of shape (n_chains, n_visible) or None, keyword-only
+            When given, receives the last step's visible probabilities (means).
+
+        Returns
+        -------
+        v : ndarray
+            ``v`` itself.
+        """
+        h = np.empty((v.shape[0], self.W.shape[0]), self.dtype)
+        gibbs_chain(v, h, self.W, self.b, self.c, n_steps, self.seed, self.counter,
+                    n_blocks, n_threads, v_prob, self.visible, hidden, self.log_var)
+        self.counter += 2 * max(n_steps, 0)
+        return v
+
+    def snapshot(self):
+        """Copy the state (arrays and counter) aside, for :meth:`restore`. The copies go
+        into buffers allocated at the first call, so a snapshot per epoch costs a copy of
+        the state and no allocation."""
+        state = self.state()
+        if self.backup is None or any(self.backup[k].shape != a.shape
+                                      for k, a in state.items()):
+            self.backup = {k: np.empty_like(a) for k, a in state.items()}
+        for k, a in state.items():
+            np.copyto(self.backup[k], a)
+        self.backup_counter = self.counter
+
+    def restore(self):
+        """Put back, in place, the state of the last :meth:`snapshot`."""
+        if self.backup is None:
+            raise ValueError("no snapshot to restore")
+        for k, a in self.state().items():
+            np.copyto(a, self.backup[k])
+        self.counter = self.backup_counter
+
+
+def _engine_from_state(state, seed, counter):
+    return GibbsEngine(**state, seed=seed, counter=counter)
+
+
+_NO_INDICES = np.empty(0, np.int32)
+_NO_INDPTR = np.zeros(1, np.int32)
+
+
+cdef uint64_t _epoch(GibbsEngine e, const floating[:, ::1] X, const floating[::1] X_data,
+                     const int[::1] X_indices, const int[::1] X_indptr,
+                     bint sparse) except? 0:
+    """GibbsEngine.epoch in one precision (the arrays were checked when e was built)."""
+    cdef EpochSettings s = e.settings
+    cdef int vis = GAUSSIAN if e.log_var is not None else BERNOULLI, hid = s.hidden
     cdef Py_ssize_t n_samples = X_indptr.shape[0] - 1 if sparse else X.shape[0]
+    cdef floating[:, ::1] W = e.W
+    cdef floating[::1] b = e.b
+    cdef floating[::1] c = e.c
+    cdef floating[:, ::1] chain = e.chains
+    cdef floating[:, ::1] W_vel = e.W_vel
+    cdef floating[::1] log_var = e.log_var
+    cdef floating[::1] log_var_vel = e.log_var_vel
     cdef Py_ssize_t nv = W.shape[1], nh = W.shape[0]
-    cdef Py_ssize_t n_chains = chain.shape[0]
+    cdef Py_ssize_t n_chains = chain.shape[0], batch_size = s.batch_size
+    cdef bint persistent = s.persistent
+    cdef int k = s.k, n_blocks = s.n_blocks, n_threads = s.n_threads
     cdef bint gaussian = vis == GAUSSIAN
-    cdef bint learn = gaussian and learn_log_var
-    cdef bint plain = momentum == 0 and weight_decay == 0 and sparsity_cost == 0 and not learn
+    cdef bint learn = gaussian and s.learn_log_var
+    cdef bint plain = (s.momentum == 0 and s.weight_decay == 0 and s.sparsity_cost == 0
+                       and not learn)
+    cdef uint64_t seed = e.seed, counter = e.counter
     cdef Py_ssize_t start, n, n_neg, blk, size, n_hblocks, j
     cdef floating zj
     cdef Py_ssize_t vsize, n_vblocks, n_tasks
     cdef int step
     cdef bint sample_h
-
-    if b.shape[0] != nv or c.shape[0] != nh:
-        raise ValueError("bias shapes do not match W")
-    if not sparse and X.shape[1] != nv:
-        raise ValueError("X has %d features, W expects %d" % (X.shape[1], nv))
-    if batch_size <= 0 or k <= 0 or n_blocks <= 0 or n_threads <= 0:
-        raise ValueError("batch_size, k, n_blocks and n_threads must be positive")
-    if persistent and (n_chains == 0 or chain.shape[1] != nh):
-        raise ValueError("persistent CD needs chain of shape (n_chains, n_hidden)")
-    if not plain and (W_vel.shape[0] != nh or W_vel.shape[1] != nv
-                      or b_vel.shape[0] != nv or c_vel.shape[0] != nh
-                      or q_hidden.shape[0] != nh):
-        raise ValueError("velocity / sparsity buffers do not match W")
-    if gaussian:
-        _check_log_var(log_var, nv)
-    if learn and (log_var_vel is None or log_var_vel.shape[0] != nv
-                  or not log_var_min <= log_var_max):
-        raise ValueError("learning log_var needs log_var_vel of shape (n_visible,) and "
-                         "log_var_min <= log_var_max")
     if n_samples == 0 or nv == 0 or nh == 0:
         return counter
 
-    dtype = np.float32 if floating is float else np.float64
-    cdef Py_ssize_t neg_rows = n_chains if persistent else batch_size
-    # Work buffers, allocated once per epoch and reused by every batch.
-    cdef floating[:, ::1] Vbuf = np.empty((batch_size if sparse else 1, nv), dtype)
-    cdef floating[:, ::1] Hpos = np.empty((batch_size, nh), dtype)
+    # Work buffers (see GibbsEngine._ensure_work), reused by every batch and epoch.
+    cdef floating[:, ::1] Vbuf = e.work[0]
+    cdef floating[:, ::1] Hpos = e.work[1]
+    cdef floating[:, ::1] Hs_buf = e.work[2]
     # The negative chains' hidden state: PCD advances the persistent chains in place.
-    cdef floating[:, ::1] Hs_buf = np.empty((0 if persistent else batch_size, nh), dtype)
     cdef floating *Hs = &chain[0, 0] if persistent else &Hs_buf[0, 0]
-    cdef floating[:, ::1] Hneg = np.empty((neg_rows, nh), dtype)
-    cdef floating[:, ::1] Vneg = np.empty((neg_rows, nv), dtype)
-    cdef floating[:, ::1] Vprob = np.empty((neg_rows, nv), dtype)
-    cdef floating[:, ::1] G
-    cdef floating[::1] gb = np.empty(nv, dtype)
-    cdef floating[::1] gc = np.empty(nh, dtype)
-    cdef floating[::1] vmean = np.zeros(nv, dtype)
+    cdef floating[:, ::1] Hneg = e.work[3]
+    cdef floating[:, ::1] Vneg = e.work[4]
+    cdef floating[:, ::1] Vprob = e.work[5]
+    cdef floating[:, ::1] G = e.work[6]
+    cdef floating[::1] gb = e.work[7]
+    cdef floating[::1] gc = e.work[8]
+    cdef floating[::1] vmean = e.work[9]
     # Gaussian visible units: sigma, 1 / sigma^2 and, unless every sigma is 1 for good (the
     # default), the data and the chains' visible samples over sigma^2 (Vs0, Vsn), which the
     # hidden layer and the W and b statistics see in place of V0 and Vneg.
-    cdef bint scaled = gaussian and (learn or np.any(np.asarray(log_var) != 0))
-    cdef floating[::1] sigma = np.ones(nv if gaussian else 1, dtype)
-    cdef floating[::1] inv_var = np.ones(nv if gaussian else 1, dtype)
-    cdef floating[:, ::1] Vs0buf = np.empty((batch_size if scaled else 1, nv), dtype)
-    cdef floating[:, ::1] Vsneg = np.empty((neg_rows if scaled else 1, nv), dtype)
+    cdef bint scaled = gaussian and (learn or np.any(e.log_var != 0))
+    cdef floating[::1] sigma = e.work[10]
+    cdef floating[::1] inv_var = e.work[11]
+    cdef floating[:, ::1] Vs0buf = e.work[12]
+    cdef floating[:, ::1] Vsneg = e.work[13]
     cdef floating *Vs0
     cdef floating *Vsn = &Vsneg[0, 0] if scaled else &Vneg[0, 0]
     cdef floating *sig = &sigma[0] if gaussian else NULL
     cdef floating *ivar = &inv_var[0] if gaussian else NULL
+    # Learned log-variances: each hidden-block task's share of sum_i W_ij G_ij, and the
+    # quadratic term, summed in a fixed order after the tasks.
+    cdef floating[:, ::1] wg = e.work[16]
+    cdef floating[::1] gz = e.work[17]
+    memset(&vmean[0], 0, nv * sizeof(floating))
     if gaussian:
         _sigma_from_log_var(&log_var[0], nv, sig, ivar)
-    # Small mini-batches work on the transposes of W, W_vel and G for the whole epoch (see
+    # Small mini-batches work on the transposes of W and W_vel for the whole epoch (see
     # _works_transposed; H @ W goes as fast either way), copied in here and back at the end.
     cdef bint transposed = _works_transposed(batch_size)
-    cdef floating[:, ::1] WT = _transposed_copy(W) if transposed else None
-    cdef floating[:, ::1] WvT = _transposed_copy(W_vel) if transposed and not plain else None
+    cdef floating[:, ::1] WT = e.work[14]
+    cdef floating[:, ::1] WvT = e.work[15]
     cdef floating *Wk = &WT[0, 0] if transposed else &W[0, 0]
-    if plain:  # no gradient buffer: the GEMMs accumulate into the weights
-        G = np.empty((1, 1), dtype)
-    elif transposed:
-        G = np.empty((nv, nh), dtype)
-    else:
-        G = np.empty((nh, nv), dtype)
     cdef floating *V0
     cdef floating *Wv = NULL
     cdef floating *bv = NULL
     cdef floating *cv = NULL
     cdef floating *q = NULL
+    cdef floating[::1] b_vel, c_vel, q_hidden
     if not plain:
+        b_vel, c_vel, q_hidden = e.b_vel, e.c_vel, e.q_hidden
         Wv, bv, cv, q = &W_vel[0, 0], &b_vel[0], &c_vel[0], &q_hidden[0]
         if transposed:
             Wv = &WvT[0, 0]
+    if transposed:
+        _transpose_rows(&W[0, 0], 0, nh, nv, nh, Wk)
+        if not plain:
+            _transpose_rows(&W_vel[0, 0], 0, nh, nv, nh, Wv)
     # Update tasks: task t updates hidden block t (its weights and biases) and visible
     # bias block t, so every task has a share of both and the threads stay balanced.
     size = _block_size(nh, n_blocks)
@@ -1094,10 +1405,6 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
     vsize = _block_size(nv, n_blocks)
     n_vblocks = (nv + vsize - 1) // vsize
     n_tasks = max(n_hblocks, n_vblocks)
-    # Learned log-variances: each hidden-block task's share of sum_i W_ij G_ij, and the
-    # quadratic term, summed in a fixed order after the tasks.
-    cdef floating[:, ::1] wg = np.zeros((n_hblocks if learn else 1, nv), dtype)
-    cdef floating[::1] gz = np.zeros(nv, dtype)
 
     with nogil:
         start = 0
@@ -1137,7 +1444,7 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
                     counter += 1
 
             # Update, in parallel tasks (see n_tasks above).
-            if not plain and sparsity_cost != 0:
+            if not plain and s.sparsity_cost != 0:
                 memset(&vmean[0], 0, nv * sizeof(floating))
                 _add_colsum(Vs0, n, nv, nv, <floating> (1.0 / n), &vmean[0])
             for blk in prange(n_tasks, num_threads=n_threads, schedule="static",
@@ -1148,20 +1455,22 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
                                            ivar, V0, n, &Vneg[0, 0], n_neg, &gz[0])
                     _update_visible_bias(blk * vsize, min(nv, (blk + 1) * vsize), nv, &b[0],
                                          bv, &gb[0], Vs0, n, Vsn, n_neg, plain,
-                                         learning_rate, momentum)
+                                         s.learning_rate, s.momentum)
                 if blk < n_hblocks:
                     _update_hidden_block(
                         blk * size, min(nh, (blk + 1) * size), nv, nh, transposed, Wk, &c[0],
                         Wv, cv, &G[0, 0], &gc[0], q, &vmean[0], Vs0, &Hpos[0, 0], n, Vsn,
-                        &Hneg[0, 0], n_neg, plain, learning_rate, momentum, weight_decay,
-                        sparsity_target, sparsity_cost, 0.9, &wg[blk, 0] if learn else NULL)
+                        &Hneg[0, 0], n_neg, plain, s.learning_rate, s.momentum,
+                        s.weight_decay, s.sparsity_target, s.sparsity_cost, 0.9,
+                        &wg[blk, 0] if learn else NULL)
             if learn:
                 for j in range(nv):
                     for blk in range(n_hblocks):
                         gz[j] -= wg[blk, j]
-                    log_var_vel[j] = momentum * log_var_vel[j] + learning_rate * gz[j]
+                    log_var_vel[j] = s.momentum * log_var_vel[j] + s.learning_rate * gz[j]
                     zj = log_var[j] + log_var_vel[j]
-                    log_var[j] = min(max(zj, <floating> log_var_min), <floating> log_var_max)
+                    log_var[j] = min(max(zj, <floating> s.log_var_min),
+                                     <floating> s.log_var_max)
                 _sigma_from_log_var(&log_var[0], nv, sig, ivar)
             start += n
         if transposed:
@@ -1169,6 +1478,25 @@ def cd_epoch(const floating[:, ::1] X, const floating[::1] X_data,
             if not plain:
                 _transpose_rows(Wv, 0, nv, nh, nv, &W_vel[0, 0])
     return counter
+
+
+def cd_epoch(GibbsEngine engine, X):
+    """One CD-k / PCD-k epoch of ``engine`` over X: ``engine.epoch(X)`` as a function, the
+    entry point the estimators call (so that it can be wrapped, e.g. to simulate Ctrl-C).
+
+    Parameters
+    ----------
+    engine : GibbsEngine
+        A configured engine.
+    X : ndarray or scipy.sparse.csr_matrix of shape (n_samples, n_visible)
+        Training rows.
+
+    Returns
+    -------
+    counter : int
+        The engine's next unused counter.
+    """
+    return engine.epoch(X)
 
 
 def gemm_floor(const floating[:, ::1] X, floating[:, ::1] W, Py_ssize_t batch_size):
