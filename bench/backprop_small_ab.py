@@ -35,11 +35,16 @@ def best_epoch_seconds(bp, X, Y, perm, rounds=7):
     for W in bp.param_views(theta, layout)[0]:
         W[:] = rng.uniform(-0.2, 0.2, W.shape)
     dropout = np.zeros(3)
-    work = np.empty(bp.workspace_size(layout, dropout, 32), np.float32)
-    grad, norms, velocity = np.empty_like(theta), np.empty(3), np.zeros_like(theta)
-    args = (X, Y, perm, 32, theta, layout, np.zeros(0, np.float32), dropout, 0.0, 1e-5, 0.1, 1,
-            bp.OPT_SGD, 0.1, 0.9, True, 0.9, 0.999, 1e-8, 0.0, 0, velocity, theta[:0], grad,
-            work, norms)
+    velocity = np.zeros_like(theta)
+    if hasattr(bp, "make_network"):  # a Network and named Settings
+        net = bp.make_network(layout, theta, np.zeros(0, np.float32), dropout, velocity, None, 32)
+        settings = bp.make_settings(seed=1, optimizer=bp.OPT_SGD, learning_rate=0.1)
+        args = (X, Y, perm, 32, net, settings, 0)
+    else:  # versions before them: loose positional arguments
+        work = np.empty(bp.workspace_size(layout, dropout, 32), np.float32)
+        args = (X, Y, perm, 32, theta, layout, np.zeros(0, np.float32), dropout, 0.0, 1e-5, 0.1,
+                1, bp.OPT_SGD, 0.1, 0.9, True, 0.9, 0.999, 1e-8, 0.0, 0, velocity, theta[:0],
+                np.empty_like(theta), work, np.empty(3))
     bp.run_epoch(*args)  # compile or load from cache
     best = np.inf
     for _ in range(rounds):

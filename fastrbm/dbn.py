@@ -6,8 +6,9 @@ feed-forward net and fine-tune all layers with the compiled dense backprop engin
 (``fastrbm._kernels.backprop``); with ``pretrain=False`` the identical net starts from
 Glorot-style random weights, the control that shows what pretraining buys.
 
-The estimators own parameters, validation, seeds and the epoch loop (schedules, early
-stopping, roll-back on divergence or Ctrl-C); every mini-batch runs in compiled code.
+The estimators own parameters, validation, seeds and initialisation; the epoch loop
+(schedules, early stopping, roll-back on divergence or Ctrl-C) and the nets' fitted state
+are ``fastrbm._network``'s; every mini-batch runs in compiled code.
 """
 import contextlib
 import warnings
@@ -23,7 +24,6 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
@@ -34,10 +34,9 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._kernels import _sampling
 from ._kernels import backprop as _bp
+from ._network import NetworkTrainer, engine_array
 from ._persistence import CheckpointMixin
-from ._progress import EpochProgress
-from ._utils import (blas_threads, draw_seed, engine_blocks, engine_threads, fit_dtype,
-                     numba_threads)
+from ._utils import blas_threads, draw_seed, engine_blocks, engine_threads, fit_dtype
 from .rbm import BernoulliRBM, GaussianBernoulliRBM
 
 __all__ = ["DBN", "DBNClassifier", "DBNRegressor"]
@@ -71,10 +70,6 @@ _AUTO_LEARNING_RATES = {("adam", "classification"): 0.003, ("adam", "regression"
 # training-loss gains.
 _EARLY_STOPPING_ROWS = 10000
 
-_BN_EPS = 1e-5
-_BN_MOMENTUM = 0.1
-_PREDICT_ROWS = 1024  # rows per compiled inference chunk
-_INIT_NORM_BATCHES = 20  # mini-batches averaged for initial_gradient_norms_
 
 
 @contextlib.contextmanager
@@ -557,23 +552,15 @@ class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 # ----------------------------------------------------------------------------------------
 # Fine-tuned networks
 # ----------------------------------------------------------------------------------------
-def _engine_array(A):
-    """C-contiguous and writable: the one array type the compiled kernels are built for
-    (a read-only input would compile a second specialisation)."""
-    A = np.ascontiguousarray(A)
-    return A if A.flags.writeable else A.copy()
-
-
-class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
-    """Shared fitting machinery of DBNClassifier and DBNRegressor (the output layer, loss
-    and labels differ)."""
+class _BaseDBNNetwork(NetworkTrainer, CheckpointMixin, BaseEstimator):
+    """Parameters, validation and initialisation shared by DBNClassifier and DBNRegressor
+    (the output layer, loss and labels differ); training is :class:`NetworkTrainer`'s."""
 
     # Fitted state kept by save/load: everything ``partial_fit`` reads, so a loaded model
     # resumes bit-identically (optimizer moments and step count, batch-norm running
     # statistics, the dropout/shuffle seed, schedule and early-stopping bookkeeping).
-    _checkpoint_arrays = ("_layout", "_theta", "_bn_state", "_state_1", "_state_2",
-                          "gradient_norms_", "initial_gradient_norms_", "input_mean_",
-                          "input_scale_")
+    _checkpoint_arrays = NetworkTrainer._network_arrays + (
+        "gradient_norms_", "initial_gradient_norms_", "input_mean_", "input_scale_")
     _checkpoint_values = ("n_features_in_", "first_layer_", "n_outputs_", "n_layers_",
                           "out_activation_",
                           "n_iter_", "t_", "loss_curve_", "best_loss_", "validation_scores_",
@@ -708,19 +695,6 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
             return max(1, min(200, n_samples))
         return max(1, min(int(self.batch_size), n_samples))
 
-    def _threads(self, rows):
-        """Threads (Numba's for blocked training, BLAS's for predict): by the largest GEMM
-        of a mini-batch, as the RBM engine decides."""
-        return int(engine_threads(self.n_jobs, rows * self._largest_layer()))
-
-    def _blocks(self, rows):
-        """Blocks per layer in training: by shape and machine only, so the model does not
-        depend on n_jobs (see _kernels.backprop.run_epoch)."""
-        return int(engine_blocks(rows * self._largest_layer()))
-
-    def _largest_layer(self):
-        return int((self._layout[:, _bp.N_IN] * self._layout[:, _bp.N_OUT]).max())
-
     # ------------------------------------------------------------------------------
     # fitting
 
@@ -736,7 +710,7 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
             if first:
                 self.first_layer_ = _resolve_first_layer(self.first_layer, X)
                 self.input_mean_, self.input_scale_ = _standardisation(X, self.first_layer_)
-            X = _engine_array(_standardised(X, self.input_mean_, self.input_scale_))
+            X = engine_array(_standardised(X, self.input_mean_, self.input_scale_))
             layout, n_params, n_state, dropout = self._network_settings(X.shape[1], Y.shape[1])
             if not first and not np.array_equal(layout, self._layout):
                 raise ValueError(
@@ -754,15 +728,13 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
                     raise ValueError(
                         f"validation_fraction={self.validation_fraction} leaves "
                         f"{X_val.shape[0]} validation samples; early stopping needs at least 2")
-                X, Y = _engine_array(X), _engine_array(Y)
+                X, Y = engine_array(X), engine_array(Y)
             stack = self._pretrain_stack(X.shape[0], X.dtype) if self.pretrain and first \
                 else None
         completed = self._initialize(X, Y, layout, n_params, n_state, dropout, stack, rng) \
             if first else True
         if first or not incremental:  # a fresh optimizer, as scikit-learn's MLP
-            self._state_1 = np.zeros_like(self._theta)
-            self._state_2 = np.zeros_like(self._theta) if self.solver == "adam" \
-                else self._theta[:0].copy()
+            self._reset_optimizer()
             self._steps = 0
             self._current_lr = self._learning_rate_init()
             self._seed = draw_seed(rng) >> 1  # dropout masks; int64 for the kernels
@@ -833,162 +805,15 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
         self.initial_gradient_norms_ = self._initial_gradient_norms(X, Y, dropout, rng)
         return completed
 
-    def _initial_gradient_norms(self, X, Y, dropout, rng):
-        """Mean ||dL/dW_l|| over up to 20 mini-batches at the initial weights (no step, BN
-        statistics untouched): the same quantity as a row of ``gradient_norms_``."""
-        rows = self._batch_rows(X.shape[0])
-        order = rng.permutation(X.shape[0])[:rows * _INIT_NORM_BATCHES]
-        work = np.empty(_bp.workspace_size(self._layout, dropout, rows), self._theta.dtype)
-        grad, norms = np.empty_like(self._theta), np.empty(self._layout.shape[0])
-        total, n_batches = np.zeros(self._layout.shape[0]), 0
-        with blas_threads(1):  # as in _run_epochs
-            for start in range(0, order.size, rows):
-                idx = order[start:start + rows]
-                _bp.loss_grad(np.ascontiguousarray(X[idx]), np.ascontiguousarray(Y[idx]),
-                              self._theta, self._layout, self._bn_state, dropout,
-                              float(self.alpha), _BN_EPS, 0.0, 0, 0, grad, norms, work)
-                total += norms
-                n_batches += 1
-        return total / n_batches
-
-    def _no_improvement_message(self, early_stopping):
-        what = "Validation score" if early_stopping else "Training loss"
-        return (f"{what} did not improve more than tol={self.tol:f} for "
-                f"{self.n_iter_no_change} consecutive epochs.")
-
-    def _snapshot(self):
-        return [a.copy() for a in (self._theta, self._bn_state, self._state_1, self._state_2)]
-
-    def _restore(self, snapshot):
-        for current, saved in zip((self._theta, self._bn_state, self._state_1, self._state_2),
-                                  snapshot):
-            current[:] = saved
-
-    def _run_epochs(self, X, Y, dropout, n_epochs, rng, incremental, early_stopping, X_val,
-                    y_val):
-        """The epoch loop of scikit-learn's ``_fit_stochastic``; each epoch is compiled."""
-        rows = self._batch_rows(X.shape[0])
-        theta, layout = self._theta, self._layout
-        work = np.empty(_bp.workspace_size(layout, dropout, rows), theta.dtype)
-        grad, norms = np.empty_like(theta), np.empty(layout.shape[0])
-        optimizer = _bp.OPT_ADAM if self.solver == "adam" else _bp.OPT_SGD
-        max_norm = 0.0 if self.max_grad_norm is None else float(self.max_grad_norm)
-        best = None
-        progress = EpochProgress(type(self).__name__, n_epochs, self.verbose)
-        # Blocked layers run on Numba's threads, each block one single-threaded BLAS call
-        # (BLAS threads beside Numba's would oversubscribe the cores). BLAS stays at one
-        # thread with one block too: shapes that get one block are those too small to share
-        # (64-100-100-10 at batch 32: 28.8 ms per epoch at one BLAS thread, 28.9 at two).
-        n_blocks, threads = self._blocks(rows), self._threads(rows)
-        with progress, blas_threads(1), \
-                numba_threads(threads if n_blocks > 1 else 1) as used:
-            run_epoch = _bp.run_epoch_parallel if used > 1 else _bp.run_epoch
-            for _ in range(n_epochs):
-                perm = rng.permutation(X.shape[0]) if self.shuffle else np.arange(X.shape[0])
-                backup = self._snapshot()
-                try:
-                    loss, steps = run_epoch(
-                        X, Y, perm, rows, theta, layout, self._bn_state, dropout,
-                        float(self.alpha), _BN_EPS, _BN_MOMENTUM, self._seed, optimizer,
-                        self._current_lr, float(self.momentum), bool(self.nesterovs_momentum),
-                        float(self.beta_1), float(self.beta_2), float(self.epsilon), max_norm,
-                        self._steps, self._state_1, self._state_2, grad, work, norms,
-                        n_blocks)
-                    if not (np.isfinite(loss) and np.isfinite(theta).all()):
-                        self._restore(backup)
-                        raise FloatingPointError(
-                            f"{type(self).__name__} diverged in epoch {self.n_iter_ + 1}: "
-                            "the loss or the weights became non-finite (the model is restored "
-                            "to the previous epoch). Lower learning_rate_init or set "
-                            "max_grad_norm.")
-                    score = self._validation_score(X_val, y_val) if early_stopping else None
-                except KeyboardInterrupt:
-                    # the compiled epoch ran to its end before Python saw the signal: roll it
-                    # back, so the model is exactly n_iter_ completed epochs
-                    self._restore(backup)
-                    warnings.warn(f"{type(self).__name__}: training interrupted; the model "
-                                  f"holds the weights after {self.n_iter_} completed epochs.",
-                                  RuntimeWarning, stacklevel=4)
-                    break
-                self._steps = steps
-                self.n_iter_ += 1
-                self.t_ += X.shape[0]
-                self.loss_curve_.append(float(loss))
-                self.gradient_norms_ = np.vstack([self.gradient_norms_, norms])
-                figures = {"loss": float(loss)}
-                if early_stopping:
-                    self.validation_scores_.append(score)
-                    figures["validation_score"] = score
-                    improved = score >= self.best_validation_score_ + self.tol
-                    if score > self.best_validation_score_:
-                        self.best_validation_score_ = score
-                        best = (theta.copy(), self._bn_state.copy())
-                else:
-                    if self.best_loss_ is None:  # partial_fit after a fit with early stopping
-                        self.best_loss_ = np.inf
-                    improved = loss <= self.best_loss_ - self.tol
-                    self.best_loss_ = min(self.best_loss_, float(loss))
-                self._no_improvement_count = 0 if improved else self._no_improvement_count + 1
-                # scikit-learn's MLP: its printed lines, its schedule, its stopping rule
-                lines = [f"Iteration {self.n_iter_}, loss = {loss:.8f}"]
-                if early_stopping:
-                    lines.append(f"Validation score: {score:f}")
-                if self.solver == "sgd" and self.learning_rate == "invscaling":
-                    self._current_lr = self._learning_rate_init() / (self.t_ + 1) ** self.power_t
-                stop = False
-                if self._no_improvement_count > self.n_iter_no_change:
-                    lines.append(self._no_improvement_message(early_stopping))
-                    if self.solver == "sgd" and self.learning_rate == "adaptive" \
-                            and self._current_lr > 1e-6:
-                        self._current_lr /= 5.0
-                        self._no_improvement_count = 0
-                        lines[-1] += f" Setting learning rate to {self._current_lr:f}"
-                    else:
-                        stop = True
-                        lines[-1] += (" Learning rate too small. Stopping."
-                                      if self.learning_rate == "adaptive"
-                                      and self.solver == "sgd" else " Stopping.")
-                progress.update("\n".join(lines), **figures)
-                if stop or incremental:
-                    break
-            else:
-                if not incremental:
-                    warnings.warn(
-                        f"{type(self).__name__}: maximum iterations ({self.max_iter}) reached "
-                        "and the optimization hasn't converged yet.", ConvergenceWarning,
-                        stacklevel=4)
-        if best is not None:  # early stopping: the best validation weights
-            theta[:], self._bn_state[:] = best
-
     # ------------------------------------------------------------------------------
     # checkpoints
 
     def _checkpoint_restore(self, state):
-        """Set the loaded state after checking it against the layout table, whose sizes
-        the compiled kernels trust (see CheckpointMixin)."""
+        """Set the loaded state after checking it (see CheckpointMixin): the network arrays
+        against the layout table (:meth:`NetworkTrainer._check_network`), then the RBM stack
+        and the input standardisation."""
         super()._checkpoint_restore(state)
-        layout = self._layout
-        if layout.ndim != 2 or layout.shape[0] < 1 or layout.dtype != np.int64:
-            raise ValueError(f"malformed layout table of shape {layout.shape}")
-        codes = {code: name for name, code in _bp.ACTIVATION_CODES.items()}
-        sizes = [int(layout[0, _bp.N_IN]), *(int(n) for n in layout[:, _bp.N_OUT])]
-        acts = [codes.get(int(a)) for a in layout[:, _bp.ACT]]
-        expected, n_params, n_state = _bp.make_layout(
-            sizes, acts[0] if len(acts) > 1 else "logistic", acts[-1],
-            [bool(g >= 0) for g in layout[:-1, _bp.G_OFF]])
-        if not np.array_equal(layout, expected):
-            raise ValueError("the layout table is inconsistent")
-        if sizes[0] != self.n_features_in_ or sizes[-1] != self.n_outputs_:
-            raise ValueError(f"the network maps {sizes[0]} -> {sizes[-1]}, the model has "
-                             f"{self.n_features_in_} features and {self.n_outputs_} outputs")
-        adam_size = n_params if self.solver == "adam" else (0, n_params)
-        for name, sizes_ok in (("_theta", n_params), ("_state_1", n_params),
-                               ("_state_2", adam_size), ("_bn_state", n_state)):
-            array = getattr(self, name)
-            if array.ndim != 1 or array.size not in np.atleast_1d(sizes_ok) \
-                    or array.dtype != self._theta.dtype or array.dtype.kind != "f":
-                raise ValueError(f"{name} has shape {array.shape} and dtype {array.dtype}, "
-                                 f"which does not fit the layout")
+        sizes = self._check_network()
         if self.rbms_:
             _check_loaded_stack(self.rbms_, self.n_features_in_, sizes[1:-1],
                                 self._theta.dtype)
@@ -999,32 +824,10 @@ class _BaseDBNNetwork(CheckpointMixin, BaseEstimator):
     # ------------------------------------------------------------------------------
     # inference
 
-    def _forward(self, X):
-        """Network output (probabilities or values) for validated X."""
-        X = _engine_array(X)
-        n_out = self._layout[-1, _bp.N_OUT]
-        out = np.empty((X.shape[0], n_out), self._theta.dtype)
-        rows = max(1, min(_PREDICT_ROWS, X.shape[0]))
-        work = np.empty(_bp.workspace_size(self._layout, None, rows), self._theta.dtype)
-        with blas_threads(self._threads(rows)):
-            _bp.predict(X, self._theta, self._layout, self._bn_state, _BN_EPS, rows, work, out)
-        return out
-
     def _validated_forward(self, X):
         check_is_fitted(self)
         X = validate_data(self, X, dtype=self._theta.dtype, order="C", reset=False)
         return self._forward(_standardised(X, self.input_mean_, self.input_scale_))
-
-    @property
-    def coefs_(self):
-        """list of ndarray: ``coefs_[l]`` of shape (n_in, n_out) is the weight matrix of
-        layer l (a view into the flat parameter vector)."""
-        return _bp.param_views(self._theta, self._layout)[0]
-
-    @property
-    def intercepts_(self):
-        """list of ndarray: ``intercepts_[l]`` is the bias vector of layer l (a view)."""
-        return _bp.param_views(self._theta, self._layout)[1]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -1438,7 +1241,7 @@ class DBNRegressor(RegressorMixin, _BaseDBNNetwork):
         elif Y.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {Y.shape[1]} targets, the model was fitted with "
                              f"{self.n_outputs_}")
-        return _engine_array(((Y - self.target_mean_) / self.target_scale_).astype(dtype))
+        return engine_array(((Y - self.target_mean_) / self.target_scale_).astype(dtype))
 
     def _targets(self, out):
         """Network outputs mapped back to the units of y."""

@@ -71,6 +71,13 @@ def workspace(layout, dropout, n, dtype):
     return np.full(bp.workspace_size(layout, dropout, n), np.nan, dtype)
 
 
+def engine_net(layout, theta, state, dropout, s1=None, s2=None, batch_size=1):
+    """The engine's Network over these arrays, its workspace NaN-filled (see workspace)."""
+    net = bp.make_network(layout, theta, state, dropout, s1, s2, batch_size)
+    net.work[:] = np.nan
+    return net
+
+
 # --------------------------------------------------------------------------- layout
 def test_make_layout_offsets_and_views():
     layout, n_params, n_state = bp.make_layout([3, 4, 5, 2], "relu", "softmax",
@@ -177,8 +184,9 @@ def test_forward_train_batchnorm_dropout_matches_reference(dtype):
     X = rng.standard_normal((9, 6)).astype(dtype)
     net, _, ref_state = ref_net(theta, state, layout, "logistic", "softmax")
     cache = ref.forward_train(X, net, dropout, BN_EPS, 0.1, 123, 5)
-    work = workspace(layout, dropout, 9, dtype)
-    Z = bp.forward_train(X, theta, layout, state, dropout, BN_EPS, 0.1, 123, 5, work)
+    net_ = engine_net(layout, theta, state, dropout, batch_size=9)
+    settings = bp.make_settings(bn_eps=BN_EPS, bn_momentum=0.1, seed=123)
+    Z = bp.forward_train(X, net_, settings, 5)
     rtol = RTOL[dtype]
     assert Z.dtype == dtype
     assert_allclose(Z, cache["Z_out"], rtol=rtol, atol=rtol * np.abs(cache["Z_out"]).max())
@@ -186,7 +194,7 @@ def test_forward_train_batchnorm_dropout_matches_reference(dtype):
     # dropout really dropped something, and the oracle used the same masks
     assert all((m == 0).any() for m in cache["M"])
     # a different step draws different masks and changes the output
-    Z2 = bp.forward_train(X, theta, layout, state.copy(), dropout, BN_EPS, 0.1, 123, 6, work)
+    Z2 = bp.forward_train(X, net_._replace(bn_state=state.copy()), settings, 6)
     assert not np.allclose(Z2, cache["Z_out"])
 
 
@@ -265,10 +273,10 @@ def test_loss_grad_matches_reference(case, dtype):
     Y = make_targets(output, 8, 3, dtype, rng)
     net, _, ref_state = ref_net(theta, state, layout, activation, output)
     loss_ref, grads_ref, norms_ref = ref.loss_grad(X, Y, net, dropout, alpha, BN_EPS, 0.1, 9, 2)
-    grad = np.full_like(theta, np.nan)
-    norms = np.full(3, np.nan)
-    loss = bp.loss_grad(X, Y, theta, layout, state, dropout, alpha, BN_EPS, 0.1, 9, 2, grad,
-                        norms, workspace(layout, dropout, 8, dtype))
+    net_ = engine_net(layout, theta, state, dropout, batch_size=8)
+    net_.grad[:], net_.layer_norms[:] = np.nan, np.nan
+    grad, norms = net_.grad, net_.layer_norms
+    loss = bp.loss_grad(X, Y, net_, bp.make_settings(alpha=alpha, bn_eps=BN_EPS, seed=9), 2)
     g_ref = flat_grads(grads_ref, layout, theta.size, dtype)
     rtol = 10 * RTOL[dtype]
     assert grad.dtype == dtype
@@ -299,15 +307,15 @@ def test_gradient_finite_differences(case):
     dropout = np.array([p, p, 0.0])
     X = rng.standard_normal((6, 4))
     Y = make_targets(output, 6, 3, np.float64, rng)
-    work = workspace(layout, dropout, 6, np.float64)
-    grad, norms, scratch = np.empty_like(theta), np.empty(3), np.empty_like(theta)
+    net_ = engine_net(layout, theta, state, dropout, batch_size=6)
+    settings = bp.make_settings(alpha=alpha, bn_eps=BN_EPS, bn_momentum=0.0, seed=3)
+    scratch = net_._replace(grad=np.empty_like(theta))
 
     def loss_at(th):  # bn_momentum=0: the running statistics stay put
-        return bp.loss_grad(X, Y, th, layout, state, dropout, alpha, BN_EPS, 0.0, 3, 1,
-                            scratch, norms, work)
+        return bp.loss_grad(X, Y, scratch._replace(theta=th), settings, 1)
 
-    bp.loss_grad(X, Y, theta, layout, state, dropout, alpha, BN_EPS, 0.0, 3, 1, grad, norms,
-                 work)
+    bp.loss_grad(X, Y, net_, settings, 1)
+    grad = net_.grad
     if activation == "relu":  # keep clear of the kink, or the difference quotient is wrong
         net, _, _ = ref_net(theta, state, layout, activation, output)
         cache = ref.forward_train(X, net, dropout, BN_EPS, 0.0, 3, 1)
@@ -329,10 +337,10 @@ def test_layer_norms_are_gradient_norms():
     layout, theta, state = make_net([5, 9, 7, 3], "tanh", "softmax", True, np.float64, rng)
     X = rng.standard_normal((10, 5))
     Y = make_targets("softmax", 10, 3, np.float64, rng)
-    grad, norms = np.empty_like(theta), np.full(3, np.nan)
-    dropout = np.zeros(3)
-    bp.loss_grad(X, Y, theta, layout, state, dropout, 0.1, BN_EPS, 0.1, 0, 1, grad, norms,
-                 workspace(layout, dropout, 10, np.float64))
+    net_ = engine_net(layout, theta, state, np.zeros(3), batch_size=10)
+    net_.layer_norms[:] = np.nan
+    bp.loss_grad(X, Y, net_, bp.make_settings(alpha=0.1, bn_eps=BN_EPS), 1)
+    grad, norms = net_.grad, net_.layer_norms
     coefs, intercepts, _, _ = bp.param_views(grad, layout)
     assert_allclose(norms, [np.linalg.norm(g) for g in coefs], rtol=1e-13)
     assert np.all(norms > 0)
@@ -440,17 +448,19 @@ def _run_both(case, dtype, rng, sizes=(6, 8, 5, 3), n_blocks=1, threads=1):
                                nesterov=opt_name == "sgd-nesterov")
         code, lr = bp.OPT_SGD, 0.05
     s1, s2 = np.zeros_like(theta), np.zeros_like(theta)
-    grad, norms = np.empty_like(theta), np.full(3, np.nan)
-    work = workspace(layout, dropout, batch, dtype)
+    network = engine_net(layout, theta, state, dropout, s1, s2, batch)
+    norms = network.layer_norms
+    settings = bp.make_settings(alpha=alpha, bn_eps=BN_EPS, bn_momentum=0.1, seed=77,
+                                optimizer=code, learning_rate=lr, momentum=0.9,
+                                nesterov=opt_name == "sgd-nesterov", max_norm=max_norm,
+                                n_blocks=n_blocks)
     results = []
     for epoch in range(2):
         t0 = 5 * epoch
         with threadpool_limits(1), numba_threads(threads) as used:
             assert used == threads
             run = bp.run_epoch_parallel if threads > 1 else bp.run_epoch
-            loss, t = run(X, Y, perm, batch, theta, layout, state, dropout, alpha, BN_EPS, 0.1,
-                          77, code, lr, 0.9, opt_name == "sgd-nesterov", 0.9, 0.999, 1e-8,
-                          max_norm, t0, s1, s2, grad, work, norms, n_blocks)
+            loss, t = run(X, Y, perm, batch, network, settings, t0)
         ref_loss, ref_norms, ref_t = ref.run_epoch(X, Y, perm, batch, net, dropout, alpha,
                                                    BN_EPS, 0.1, 77, ref_opt, max_norm, t0)
         results.append((loss, norms.copy(), t, ref_loss, ref_norms, ref_t))
@@ -517,13 +527,12 @@ def test_run_epoch_deterministic_and_blas_thread_independent():
     def train(threads):
         theta, state = theta0.copy(), state0.copy()
         s1, s2 = np.zeros_like(theta), np.zeros_like(theta)
-        grad, norms = np.empty_like(theta), np.empty(3)
-        work = workspace(layout, dropout, 100, np.float64)
+        net_ = engine_net(layout, theta, state, dropout, s1, s2, 100)
+        settings = bp.make_settings(alpha=1e-3, bn_eps=BN_EPS, bn_momentum=0.1, seed=5,
+                                    optimizer=bp.OPT_ADAM, learning_rate=1e-3, max_norm=1.0)
         with threadpool_limits(threads):
-            loss, _ = bp.run_epoch(X, Y, perm, 100, theta, layout, state, dropout, 1e-3,
-                                   BN_EPS, 0.1, 5, bp.OPT_ADAM, 1e-3, 0.9, True, 0.9, 0.999,
-                                   1e-8, 1.0, 0, s1, s2, grad, work, norms)
-        return theta, state, loss, norms
+            loss, _ = bp.run_epoch(X, Y, perm, 100, net_, settings, 0)
+        return theta, state, loss, net_.layer_norms
 
     a, b, c = train(1), train(1), train(2)
     for x, y, z in zip(a, b, c):
@@ -545,13 +554,13 @@ def test_smoke_training_reduces_loss(dtype):
     for W in coefs:
         W[:] = rng.uniform(-0.5, 0.5, W.shape)
     state, dropout = np.zeros(n_state, dtype), np.zeros(2)
-    velocity, grad, norms = np.zeros_like(theta), np.empty_like(theta), np.empty(2)
-    work = workspace(layout, dropout, 20, dtype)
+    net_ = engine_net(layout, theta, state, dropout, np.zeros_like(theta), None, 20)
+    settings = bp.make_settings(alpha=1e-4, bn_eps=BN_EPS, optimizer=bp.OPT_SGD,
+                                learning_rate=0.05)
+    work = net_.work
     losses, t = [], 0
     for epoch in range(8):
-        loss, t = bp.run_epoch(X, Y, rng.permutation(300), 20, theta, layout, state, dropout,
-                               1e-4, BN_EPS, 0.1, 0, bp.OPT_SGD, 0.05, 0.9, True, 0.9, 0.999,
-                               1e-8, 0.0, t, velocity, theta[:0], grad, work, norms)
+        loss, t = bp.run_epoch(X, Y, rng.permutation(300), 20, net_, settings, t)
         losses.append(loss)
     assert t == 8 * 15
     assert losses[-1] < 0.25 * losses[0], losses

@@ -414,18 +414,18 @@ def test_training_holds_blas_at_one_thread(digits, monkeypatch):
     sets the engine's thread count. Every product goes through the one GEMM (SciPy's BLAS)."""
     import inspect
 
-    import fastrbm.dbn as dbn_module
+    import fastrbm._network as network_module
     from fastrbm._kernels import backprop
 
-    limits, real = [], dbn_module.blas_threads
-    monkeypatch.setattr(dbn_module, "blas_threads", lambda n: limits.append(n) or real(n))
+    limits, real = [], network_module.blas_threads
+    monkeypatch.setattr(network_module, "blas_threads", lambda n: limits.append(n) or real(n))
     X, y = digits[0][:400], digits[1][:400]
     clf = quiet(DBNClassifier(hidden_layer_sizes=(32, 32), pretrain=False, max_iter=2,
                               n_jobs=2, random_state=0), X, y)
     assert limits and set(limits) == {1}
     limits.clear()
     clf.predict(X)
-    assert limits == [clf._threads(min(len(X), dbn_module._PREDICT_ROWS))]
+    assert limits == [clf._threads(min(len(X), network_module.PREDICT_ROWS))]
     source = inspect.getsource(backprop)
     assert "numpy.libs" not in source and "import _sampling" not in source
     assert "_gemm" in backprop.dense_forward.py_func.__code__.co_names
@@ -793,3 +793,24 @@ def test_partial_fit_after_fit_with_early_stopping(digits_split):
     assert clf.best_loss_ is None
     clf.partial_fit(X_train, y_train)
     assert np.isfinite(clf.best_loss_) and np.isfinite(clf.predict_proba(X_test)).all()
+
+
+def test_fitted_state_declared_once():
+    """Checkpoints and rollback derive from the one table of the network's fitted arrays;
+    the rollback copies into buffers allocated once and restores in place."""
+    from fastrbm._network import FITTED_ARRAYS, TRAINED_ROLES, Rollback
+
+    names = tuple(entry.name for entry in FITTED_ARRAYS)
+    for cls in (DBNClassifier, DBNRegressor):
+        assert cls._checkpoint_arrays[:len(names)] == names
+    a, b = np.arange(5.0), np.arange(3.0)
+    rollback = Rollback([a, b])
+    saved = [s for s in rollback._saved]
+    rollback.save()
+    a[:], b[:] = -1.0, -2.0
+    rollback.restore()
+    np.testing.assert_array_equal(a, np.arange(5.0))
+    np.testing.assert_array_equal(b, np.arange(3.0))
+    rollback.save()
+    assert all(s is t for s, t in zip(saved, rollback._saved))
+    assert {entry.role for entry in FITTED_ARRAYS} - {"layout"} == set(TRAINED_ROLES)

@@ -33,23 +33,21 @@ flat ``work`` vector sized by :func:`workspace_size`; its internal packing is pr
 are gradients of the *mean* loss (the output delta is ``(P - Y) / n_rows``), so the weight
 gradient needs no extra scaling pass.
 
-Usage (what an estimator does; Python floats / ints for the scalars)::
+Usage (what an estimator does): the arrays of a network travel as one :class:`Network`,
+the scalar settings as one :class:`Settings` (built by :func:`make_settings`, which fixes
+their types)::
 
     layout, n_params, n_state = make_layout([n_features, 100, 100, n_classes], "logistic")
     theta = np.zeros(n_params, np.float32)                   # fill via param_views(theta, layout)
     bn_state = np.zeros(n_state, np.float32)
     init_batchnorm(theta, bn_state, layout)                  # only if batch_norm=True
-    dropout = np.zeros(layout.shape[0])                      # per-layer dropout probabilities
-    velocity, grad = np.zeros_like(theta), np.empty_like(theta)
-    work = np.empty(workspace_size(layout, dropout, batch_size), np.float32)
-    norms, t = np.empty(layout.shape[0]), 0
+    net = make_network(layout, theta, bn_state, dropout, velocity, theta[:0], batch_size)
+    settings = make_settings(alpha=1e-4, seed=seed, optimizer=OPT_SGD, learning_rate=0.1)
+    t = 0
     for epoch in range(max_iter):
-        loss, t = run_epoch(X, Y_onehot, rng.permutation(n), batch_size, theta, layout,
-                            bn_state, dropout, alpha, 1e-5, 0.1, seed, OPT_SGD, lr, 0.9, True,
-                            0.9, 0.999, 1e-8, 0.0, t, velocity, theta[:0], grad, work, norms,
-                            n_blocks)  # default 1; run_epoch_parallel: see Notes
+        loss, t = run_epoch(X, Y_onehot, rng.permutation(n), batch_size, net, settings, t)
     proba = np.empty((n, n_classes), np.float32)
-    predict(X, theta, layout, bn_state, 1e-5, batch_size, work, proba)
+    predict(X, theta, layout, bn_state, 1e-5, batch_size, net.work, proba)
 
 Notes
 -----
@@ -80,6 +78,7 @@ Notes
 * No sample weights (scikit-learn's MLP accepts them since 1.7) and no ``Literal`` constants
   passed between kernels (each would compile an extra specialisation).
 """
+from collections import namedtuple
 from types import FunctionType
 
 import llvmlite.binding
@@ -93,6 +92,7 @@ __all__ = [
     "ACT_IDENTITY", "ACT_LOGISTIC", "ACT_TANH", "ACT_RELU", "ACT_SOFTMAX", "ACTIVATION_CODES",
     "OPT_SGD", "OPT_ADAM",
     "N_IN", "N_OUT", "ACT", "W_OFF", "B_OFF", "G_OFF", "BETA_OFF", "STAT_OFF",
+    "Network", "Settings", "make_network", "make_settings",
     "make_layout", "param_views", "bn_state_views", "init_batchnorm", "workspace_size",
     "bias_activation", "dense_forward", "batchnorm_inference",
     "dropout_mask", "output_loss", "activation_backward",
@@ -226,6 +226,68 @@ def workspace_size(layout, dropout, batch_size):
         dropout = np.zeros(layout.shape[0])
     dropout = np.ascontiguousarray(dropout, dtype=np.float64)
     return int(_work_offsets(layout, dropout, int(batch_size))[5])
+
+
+Network = namedtuple("Network", ["layout", "theta", "bn_state", "dropout", "state_1",
+                                 "state_2", "grad", "work", "layer_norms"])
+Network.__doc__ = """The arrays of one network, passed to the kernels as one argument.
+
+layout : the int64 table of :func:`make_layout`; theta : flat parameters; bn_state : batch
+norm running statistics; dropout : float64 per-layer dropout probabilities; state_1,
+state_2 : optimizer moments (SGD: velocity and an empty array; may be empty where no step
+is taken); grad : gradient (size of theta); work : scratch (:func:`workspace_size`);
+layer_norms : float64 per-layer gradient norms, written.
+"""
+
+Settings = namedtuple("Settings", ["alpha", "bn_eps", "bn_momentum", "seed", "optimizer",
+                                   "learning_rate", "momentum", "nesterov", "beta_1",
+                                   "beta_2", "epsilon", "max_norm", "n_blocks"])
+Settings.__doc__ = """Named scalar settings of training, passed to the kernels as one
+argument. Build it with :func:`make_settings`, which fixes each field's type (one
+compiled specialisation for every network)."""
+
+
+def make_network(layout, theta, bn_state, dropout=None, state_1=None, state_2=None,
+                 batch_size=1):
+    """A :class:`Network` over the given arrays, with its gradient, workspace (for
+    mini-batches of up to `batch_size` rows) and layer-norm buffers allocated.
+
+    Missing `dropout` means none; missing optimizer moments are empty (no step taken).
+    """
+    L = layout.shape[0]
+    dropout = np.zeros(L) if dropout is None else np.ascontiguousarray(dropout, np.float64)
+    empty = theta[:0]
+    return Network(layout, theta, bn_state, dropout,
+                   empty if state_1 is None else state_1, empty if state_2 is None else state_2,
+                   np.empty_like(theta), np.empty(workspace_size(layout, dropout, batch_size),
+                                                  theta.dtype), np.empty(L))
+
+
+def make_settings(*, alpha=0.0, bn_eps=1e-5, bn_momentum=0.1, seed=0, optimizer=OPT_SGD,
+                  learning_rate=0.1, momentum=0.9, nesterov=True, beta_1=0.9, beta_2=0.999,
+                  epsilon=1e-8, max_norm=0.0, n_blocks=1):
+    """:class:`Settings` with every field cast to its one type (float, int or bool).
+
+    Parameters
+    ----------
+    alpha : float
+        L2 penalty (scikit-learn's convention, see :func:`loss_grad`).
+    bn_eps, bn_momentum : float
+        Batch-norm epsilon and running-statistics momentum.
+    seed : int
+        Dropout seed.
+    optimizer : int
+        ``OPT_SGD`` or ``OPT_ADAM``.
+    learning_rate, momentum, nesterov, beta_1, beta_2, epsilon
+        The optimizer's hyperparameters (scikit-learn's MLP meanings).
+    max_norm : float
+        Global gradient-norm clipping threshold (<= 0: off).
+    n_blocks : int
+        Blocks per layer (see :func:`run_epoch`).
+    """
+    return Settings(float(alpha), float(bn_eps), float(bn_momentum), int(seed), int(optimizer),
+                    float(learning_rate), float(momentum), bool(nesterov), float(beta_1),
+                    float(beta_2), float(epsilon), float(max_norm), int(n_blocks))
 
 
 # ----------------------------------------------------------------------------------------
@@ -838,45 +900,94 @@ def _work_offsets(layout, dropout, n_rows):
     return offs, d0, d1, xb, yb, total
 
 
-def _forward_layer_blocks(A_prev, W, b, H, activation, gamma, beta, bn_eps, bn_momentum,
-                          running_mean, running_var, mean, inv_std, xhat, p, seed, stream, M, A,
-                          n_blocks):
-    """One training-mode layer on column blocks of its units: ``H = A_prev @ W``, then the
-    bias or (gamma of size > 0) batch norm, the activation and (p > 0) inverted dropout
-    into ``A`` with mask ``M``. Every block is one BLAS call plus its elementwise epilogue,
-    so the parallel build runs whole blocks on separate threads (BLAS single-threaded)."""
+def _forward_layer_blocks(A_prev, net, settings, l, step, offs):
+    """Training-mode layer ``l`` of `net` for the mini-batch `A_prev`, on column blocks of
+    its units: ``H = A_prev @ W``, then the bias or batch norm, the activation (none on the
+    output layer: :func:`output_loss` applies it) and inverted dropout. Every block is one
+    BLAS call plus its elementwise epilogue, so the parallel build runs whole blocks on
+    separate threads (BLAS single-threaded). Returns the layer's output, a view into the
+    workspace. `offs` is the workspace table of :func:`_work_offsets` for A_prev's rows."""
+    # Everything the blocks use is unpacked here: arrays reached through a tuple inside a
+    # prange loop are not written back by Numba's parallel build.
+    layout, theta, bn_state, work = net.layout, net.theta, net.bn_state, net.work
     n, n_in = A_prev.shape
-    n_out = W.shape[1]
-    size, count = _blocks(n_out, n_blocks)
+    L = layout.shape[0]
+    n_out = layout[l, N_OUT]
+    w, h, b = layout[l, W_OFF], offs[l, _WH], layout[l, B_OFF]
+    W = theta[w:w + n_in * n_out].reshape((n_in, n_out))
+    H = work[h:h + n * n_out].reshape((n, n_out))
+    bias = theta[b:b + n_out]
+    activation = layout[l, ACT] if l < L - 1 else ACT_IDENTITY
+    none1 = work[:0]
+    none2 = work[:0].reshape((0, 0))
+    gamma, beta, run_mean, run_var = none1, none1, none1, none1
+    mean, inv_std, xhat = none1, none1, none2
+    g = layout[l, G_OFF]
+    if g >= 0:
+        be, st, x = layout[l, BETA_OFF], layout[l, STAT_OFF], offs[l, _WXHAT]
+        gamma, beta = theta[g:g + n_out], theta[be:be + n_out]
+        run_mean, run_var = bn_state[st:st + n_out], bn_state[st + n_out:st + 2 * n_out]
+        mean = work[offs[l, _WMEAN]:offs[l, _WMEAN] + n_out]
+        inv_std = work[offs[l, _WISTD]:offs[l, _WISTD] + n_out]
+        xhat = work[x:x + n * n_out].reshape((n, n_out))
+    mo, a = offs[l, _WM], offs[l, _WA]
+    p = net.dropout[l] if mo >= 0 else 0.0
+    M = work[mo:mo + n * n_out].reshape((n, n_out)) if mo >= 0 else none2
+    A = work[a:a + n * n_out].reshape((n, n_out))  # H itself without dropout
+    bn_eps, bn_momentum = settings.bn_eps, settings.bn_momentum
+    seed, stream = settings.seed, step * L + l
+    size, count = _blocks(n_out, settings.n_blocks)
     for blk in prange(count):
         j0 = blk * size
         j1 = min(n_out, j0 + size)
         _gemm(_N, _N, n, j1 - j0, n_in, A_prev, n_in, W[:, j0:], n_out, H[:, j0:], n_out)
         if gamma.size > 0:
-            _batchnorm_forward_cols(H, gamma, beta, bn_eps, bn_momentum, running_mean,
-                                    running_var, mean, inv_std, xhat, j0, j1)
+            _batchnorm_forward_cols(H, gamma, beta, bn_eps, bn_momentum, run_mean, run_var,
+                                    mean, inv_std, xhat, j0, j1)
         else:
-            _add_bias_cols(H, b, j0, j1)
+            _add_bias_cols(H, bias, j0, j1)
         _activation_cols(H, activation, j0, j1)
         if p > 0.0:
             _dropout_cols(seed, stream, p, H, M, A, j0, j1)
+    return A
 
 
-def _backward_layer_blocks(A_prev, D, W, alpha, grad_W, sums, D_prev, H_below, act_below,
-                           M_below, xhat_below, inv_std_below, gamma_below, grad_gamma_below,
-                           grad_beta_below, n_blocks, fuse, theta, grad, state_1, state_2,
-                           w_off, optimizer, learning_rate, momentum, nesterov, beta_1, beta_2,
-                           epsilon, t):
-    """One layer's backward pass on row blocks of W (the units of the layer below).
+def _backward_layer_blocks(A_prev, D, D_prev, sums, net, settings, l, offs, fuse, t):
+    """Layer ``l``'s backward pass on row blocks of its W (the units of the layer below).
 
     Block [i0, i1): ``D_prev[:, i0:i1] = D @ W[i0:i1].T`` through the layer below's
     dropout, activation and batch norm (skipped when D_prev has size 0), then rows i0:i1
     of ``grad_W`` with the block's column sums of grad_W**2 and W**2 in ``sums[blk]``, and
-    with ``fuse`` the optimizer step on those rows of W at once, while they are in cache.
+    with ``fuse`` optimizer step `t` on those rows of W at once, while they are in cache.
     Blocks touch disjoint rows of W and columns of D_prev, so they run in parallel."""
-    n_in = A_prev.shape[1]
-    n_out = D.shape[1]
-    size, count = _blocks(n_in, n_blocks)
+    layout, theta, grad, work = net.layout, net.theta, net.grad, net.work  # see above
+    state_1, state_2 = net.state_1, net.state_2
+    n = D.shape[0]
+    n_in, n_out = layout[l, N_IN], layout[l, N_OUT]
+    w = layout[l, W_OFF]
+    W = theta[w:w + n_in * n_out].reshape((n_in, n_out))
+    grad_W = grad[w:w + n_in * n_out].reshape((n_in, n_out))
+    none1 = work[:0]
+    none2 = work[:0].reshape((0, 0))
+    H_below, M_below, xhat_below = none2, none2, none2
+    inv_std_below, gamma_below, ggamma_below, gbeta_below = none1, none1, none1, none1
+    act_below = ACT_IDENTITY
+    if l > 0:
+        k = l - 1
+        h, mo = offs[k, _WH], offs[k, _WM]
+        H_below = work[h:h + n * n_in].reshape((n, n_in))
+        if mo >= 0:
+            M_below = work[mo:mo + n * n_in].reshape((n, n_in))
+        act_below = layout[k, ACT]
+        g = layout[k, G_OFF]
+        if g >= 0:
+            be, x, i = layout[k, BETA_OFF], offs[k, _WXHAT], offs[k, _WISTD]
+            xhat_below = work[x:x + n * n_in].reshape((n, n_in))
+            inv_std_below = work[i:i + n_in]
+            gamma_below = theta[g:g + n_in]
+            ggamma_below, gbeta_below = grad[g:g + n_in], grad[be:be + n_in]
+    alpha = settings.alpha
+    size, count = _blocks(n_in, settings.n_blocks)
     for blk in prange(count):
         i0 = blk * size
         i1 = min(n_in, i0 + size)
@@ -885,7 +996,7 @@ def _backward_layer_blocks(A_prev, D, W, alpha, grad_W, sums, D_prev, H_below, a
             _activation_backward_cols(H_below, act_below, M_below, D_prev, i0, i1)
             if gamma_below.size > 0:
                 _batchnorm_backward_cols(D_prev, xhat_below, inv_std_below, gamma_below,
-                                         grad_gamma_below, grad_beta_below, i0, i1)
+                                         ggamma_below, gbeta_below, i0, i1)
         # The step reads the block's gradient once more after the norm's loop. Measured and
         # dropped: both in one loop (the float64 sums made LLVM vectorise it four lanes
         # wide, 0.38 ns per weight against 0.12 + 0.18), and the two loops row by row while
@@ -893,20 +1004,18 @@ def _backward_layer_blocks(A_prev, D, W, alpha, grad_W, sums, D_prev, H_below, a
         # large-net one).
         _weight_grad_rows(A_prev, D, W, alpha, grad_W, i0, i1, sums[blk, 0], sums[blk, 1])
         if fuse:
-            _optimizer_step(theta, grad, state_1, state_2, w_off + i0 * n_out,
-                            w_off + i1 * n_out, optimizer, learning_rate, momentum, nesterov,
-                            beta_1, beta_2, epsilon, t)
+            _optimizer_step(theta, grad, state_1, state_2, w + i0 * n_out, w + i1 * n_out,
+                            settings, t)
 
 
-def _optimizer_blocks(theta, grad, state_1, state_2, optimizer, learning_rate, momentum,
-                      nesterov, beta_1, beta_2, epsilon, t, n_blocks):
-    """The optimizer step on every parameter, in n_blocks contiguous chunks."""
-    size = max((theta.size + n_blocks - 1) // n_blocks, 1)
+def _optimizer_blocks(net, settings, t):
+    """Optimizer step `t` on every parameter, in n_blocks contiguous chunks."""
+    theta, grad, state_1, state_2 = net.theta, net.grad, net.state_1, net.state_2
+    size = max((theta.size + settings.n_blocks - 1) // settings.n_blocks, 1)
     for blk in prange((theta.size + size - 1) // size):
         lo = blk * size
         _optimizer_step(theta, grad, state_1, state_2, lo, min(theta.size, lo + size),
-                        optimizer, learning_rate, momentum, nesterov, beta_1, beta_2, epsilon,
-                        t)
+                        settings, t)
 
 
 # The serial build of the blocked passes (prange is range). The parallel build is assembled
@@ -917,68 +1026,38 @@ _optimizer_pass = njit(**_JIT)(_optimizer_blocks)
 
 
 @njit(**_JIT)
-def forward_train(X, theta, layout, bn_state, dropout, bn_eps, bn_momentum, seed, step, work):
-    """Training-mode forward pass of a mini-batch; activations stay in ``work``.
+def forward_train(X, net, settings, step):
+    """Training-mode forward pass of a mini-batch; activations stay in ``net.work``.
 
-    Batch norm uses the batch statistics (running statistics updated with `bn_momentum`),
-    dropout masks come from ``dropout_mask(seed, step * n_layers + layer, p, .)``, and the
-    output layer is left pre-activation (for :func:`output_loss`).
+    Batch norm uses the batch statistics (running statistics updated with
+    ``settings.bn_momentum``), dropout masks come from
+    ``dropout_mask(settings.seed, step * n_layers + layer, p, .)``, and the output layer is
+    left pre-activation (for :func:`output_loss`).
 
     Parameters
     ----------
     X : ndarray of shape (n_rows, n_features), C-contiguous, dtype of theta
-    theta, layout, bn_state : the flat parameters, layout table and BN running statistics
-    dropout : ndarray of shape (n_layers,), float64
-        Dropout probability of each hidden layer's output (0 = none; last entry ignored).
-    bn_eps, bn_momentum : float
-    seed, step : int
-    work : ndarray, size >= workspace_size(layout, dropout, n_rows)
+    net : Network
+        Its ``work`` holds at least ``workspace_size(layout, dropout, n_rows)`` elements.
+    settings : Settings
+    step : int
+        The dropout stream.
 
     Returns
     -------
-    Z_out : ndarray of shape (n_rows, n_outputs), a view into ``work``
+    Z_out : ndarray of shape (n_rows, n_outputs), a view into ``net.work``
     """
-    # np.int64 / np.bool_: a bare constant would be a Literal type, and _forward (and
-    # everything below it) would compile a second time for it
-    return _forward(X, theta, layout, bn_state, dropout, bn_eps, bn_momentum, seed, step, work,
-                    np.int64(1), _work_offsets(layout, dropout, X.shape[0])[0])
+    return _forward(X, net, settings, step,
+                    _work_offsets(net.layout, net.dropout, X.shape[0])[0])
 
 
 @njit(**_JIT)
-def _forward(X, theta, layout, bn_state, dropout, bn_eps, bn_momentum, seed, step, work,
-             n_blocks, offs):
-    """:func:`forward_train` with each layer in n_blocks column blocks; `offs` is the
-    workspace table of :func:`_work_offsets` for X's rows."""
-    L = layout.shape[0]
-    n = X.shape[0]
-    none1 = work[:0]
-    none2 = work[:0].reshape((0, 0))
+def _forward(X, net, settings, step, offs):
+    """:func:`forward_train` with the workspace table `offs` of :func:`_work_offsets` for
+    X's rows."""
     A_prev = X
-    for l in range(L):
-        n_in, n_out = layout[l, N_IN], layout[l, N_OUT]
-        w, h, b = layout[l, W_OFF], offs[l, _WH], layout[l, B_OFF]
-        W = theta[w:w + n_in * n_out].reshape((n_in, n_out))
-        H = work[h:h + n * n_out].reshape((n, n_out))
-        # the output layer stays pre-activation: output_loss applies it with the loss
-        act = layout[l, ACT] if l < L - 1 else ACT_IDENTITY
-        g = layout[l, G_OFF]
-        gamma, beta, run_mean, run_var = none1, none1, none1, none1
-        mean, inv_std, xhat = none1, none1, none2
-        if g >= 0:
-            be, st, x = layout[l, BETA_OFF], layout[l, STAT_OFF], offs[l, _WXHAT]
-            gamma, beta = theta[g:g + n_out], theta[be:be + n_out]
-            run_mean, run_var = bn_state[st:st + n_out], bn_state[st + n_out:st + 2 * n_out]
-            mean = work[offs[l, _WMEAN]:offs[l, _WMEAN] + n_out]
-            inv_std = work[offs[l, _WISTD]:offs[l, _WISTD] + n_out]
-            xhat = work[x:x + n * n_out].reshape((n, n_out))
-        mo, a = offs[l, _WM], offs[l, _WA]
-        p = dropout[l] if mo >= 0 else 0.0
-        M = work[mo:mo + n * n_out].reshape((n, n_out)) if mo >= 0 else none2
-        A = work[a:a + n * n_out].reshape((n, n_out))  # H itself without dropout
-        _forward_layer(A_prev, W, theta[b:b + n_out], H, act, gamma, beta, bn_eps, bn_momentum,
-                       run_mean, run_var, mean, inv_std, xhat, p, seed, step * L + l, M, A,
-                       n_blocks)
-        A_prev = A
+    for l in range(net.layout.shape[0]):
+        A_prev = _forward_layer(A_prev, net, settings, l, step, offs)
     return A_prev
 
 
@@ -1025,8 +1104,7 @@ def predict(X, theta, layout, bn_state, bn_eps, batch_size, work, out):
 
 
 @njit(**_JIT)
-def loss_grad(X, Y, theta, layout, bn_state, dropout, alpha, bn_eps, bn_momentum, seed, step,
-              grad, layer_norms, work):
+def loss_grad(X, Y, net, settings, step):
     """Training-mode loss and gradient of one mini-batch (the backprop step).
 
     Parameters
@@ -1034,71 +1112,52 @@ def loss_grad(X, Y, theta, layout, bn_state, dropout, alpha, bn_eps, bn_momentum
     X : ndarray of shape (n_rows, n_features), C-contiguous
     Y : ndarray of shape (n_rows, n_outputs), C-contiguous
         One-hot (softmax), 0/1 indicators (logistic) or targets (identity).
-    theta, layout, bn_state, dropout, bn_eps, bn_momentum, seed, step, work
-        As in :func:`forward_train` (running statistics are updated).
-    alpha : float
-        L2 penalty, scikit-learn's convention: ``+ 0.5 * alpha * sum(||W||**2) / n_rows``.
-    grad : ndarray like theta, written
-        Gradient of the mean loss (intercepts of batch-normalised layers get 0).
-    layer_norms : ndarray of shape (n_layers,), float64, written
-        Frobenius norm of dL/dW of each layer (L2 term included).
+    net : Network
+        Writes ``net.grad`` (gradient of the mean loss; intercepts of batch-normalised
+        layers get 0), ``net.layer_norms`` (Frobenius norm of dL/dW of each layer, L2 term
+        included) and the running statistics in ``net.bn_state``.
+    settings : Settings
+        Uses alpha (L2 penalty, scikit-learn's convention:
+        ``+ 0.5 * alpha * sum(||W||**2) / n_rows``), bn_eps, bn_momentum, seed, n_blocks.
+    step : int
+        The dropout stream, as in :func:`forward_train`.
 
     Returns
     -------
     loss : float
         Mean data loss over the rows plus the L2 term.
     """
-    return _backprop(X, Y, theta, layout, bn_state, dropout, alpha, bn_eps, bn_momentum, seed,
-                     step, grad, layer_norms, work, _work_offsets(layout, dropout, X.shape[0]),
-                     np.int64(1), np.bool_(False), grad[:0], grad[:0], np.int64(OPT_SGD), 0.0,
-                     0.0, np.bool_(False), 0.0, 0.0, 0.0,
-                     np.int64(0))  # non-literal constants: see forward_train
+    # np.bool_: a bare constant would be a Literal type, and _backprop (and everything below
+    # it) would compile a second time for it
+    return _backprop(X, Y, net, settings, step, net.layer_norms,
+                     _work_offsets(net.layout, net.dropout, X.shape[0]), np.bool_(False))
 
 
 @njit(**_JIT)
-def _backprop(X, Y, theta, layout, bn_state, dropout, alpha, bn_eps, bn_momentum, seed, step,
-              grad, layer_norms, work, offsets, n_blocks, fuse, state_1, state_2, optimizer,
-              learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, t):
-    """:func:`loss_grad` in n_blocks blocks per layer; with `fuse`, also the optimizer step
-    (see :func:`run_epoch`), each layer's as soon as its gradient is complete: its weights
-    block by block in the backward pass, then its biases and batch-norm parameters. The
-    deltas below a layer use its weights before the step. `offsets` is what
-    :func:`_work_offsets` gives for X's rows (computed once per batch size by the caller)."""
+def _backprop(X, Y, net, settings, step, norms, offsets, fuse):
+    """:func:`loss_grad` in n_blocks blocks per layer, the layer norms into `norms`; with
+    `fuse`, also optimizer step number `step` (see :func:`run_epoch`), each layer's as soon
+    as its gradient is complete: its weights block by block in the backward pass, then its
+    biases and batch-norm parameters. The deltas below a layer use its weights before the
+    step. `offsets` is what :func:`_work_offsets` gives for X's rows (computed once per
+    batch size by the caller)."""
     offs, d0, d1 = offsets[0], offsets[1], offsets[2]
+    layout, theta, grad, work = net.layout, net.theta, net.grad, net.work
     L = layout.shape[0]
     n = X.shape[0]
-    Z = _forward(X, theta, layout, bn_state, dropout, bn_eps, bn_momentum, seed, step, work,
-                 n_blocks, offs)
+    Z = _forward(X, net, settings, step, offs)
     n_out = layout[L - 1, N_OUT]
     D = work[d0:d0 + n * n_out].reshape((n, n_out))
     loss = output_loss(Z, Y, layout[L - 1, ACT], D)
-    none1 = work[:0]
-    none2 = work[:0].reshape((0, 0))
     sumsq_w = 0.0
     spare = d1  # deltas ping-pong between the two delta buffers
     for l in range(L - 1, -1, -1):
         n_in, n_out = layout[l, N_IN], layout[l, N_OUT]
-        w, b = layout[l, W_OFF], layout[l, B_OFF]
-        H_below, M_below, xhat_below = none2, none2, none2
-        inv_std_below, gamma_below, ggamma_below, gbeta_below = none1, none1, none1, none1
-        act_below = ACT_IDENTITY
+        b = layout[l, B_OFF]
         if l > 0:
-            k = l - 1
-            a = offs[k, _WA]
+            a = offs[l - 1, _WA]
             A_prev = work[a:a + n * n_in].reshape((n, n_in))
             D_prev = work[spare:spare + n * n_in].reshape((n, n_in))
-            h, mo = offs[k, _WH], offs[k, _WM]
-            H_below = work[h:h + n * n_in].reshape((n, n_in))
-            if mo >= 0:
-                M_below = work[mo:mo + n * n_in].reshape((n, n_in))
-            act_below = layout[k, ACT]
-            g = layout[k, G_OFF]
-            if g >= 0:
-                be, x, i = layout[k, BETA_OFF], offs[k, _WXHAT], offs[k, _WISTD]
-                xhat_below = work[x:x + n * n_in].reshape((n, n_in))
-                inv_std_below = work[i:i + n_in]
-                gamma_below = theta[g:g + n_in]
-                ggamma_below, gbeta_below = grad[g:g + n_in], grad[be:be + n_in]
         else:
             A_prev = X
             D_prev = work[:0].reshape((0, n_in))  # the input needs no delta
@@ -1106,27 +1165,21 @@ def _backprop(X, Y, theta, layout, bn_state, dropout, alpha, bn_eps, bn_momentum
             grad[b:b + n_out] = 0  # the intercept is unused under batch norm
         else:
             _colsum(D, grad[b:b + n_out])
-        W = theta[w:w + n_in * n_out].reshape((n_in, n_out))
-        grad_W = grad[w:w + n_in * n_out].reshape((n_in, n_out))
-        n_row_blocks = _blocks(n_in, n_blocks)[1]
+        n_row_blocks = _blocks(n_in, settings.n_blocks)[1]
         sums = np.zeros((n_row_blocks, 2, n_out))
-        _backward_layer(A_prev, D, W, alpha, grad_W, sums, D_prev, H_below, act_below, M_below,
-                        xhat_below, inv_std_below, gamma_below, ggamma_below, gbeta_below,
-                        n_blocks, fuse, theta, grad, state_1, state_2, w, optimizer,
-                        learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, t)
+        _backward_layer(A_prev, D, D_prev, sums, net, settings, l, offs, fuse, step)
         sq = 0.0
         for blk in range(n_row_blocks):  # fixed order: the same sums for any thread count
             for j in range(n_out):
                 sq += sums[blk, 0, j]
                 sumsq_w += sums[blk, 1, j]
-        layer_norms[l] = np.sqrt(sq)
+        norms[l] = np.sqrt(sq)
         if fuse:  # the layer's biases (and batch-norm gamma, beta) are final now
             end = layout[l + 1, W_OFF] if l + 1 < L else theta.size
-            _optimizer_step(theta, grad, state_1, state_2, b, end, optimizer, learning_rate,
-                            momentum, nesterov, beta_1, beta_2, epsilon, t)
+            _optimizer_step(theta, grad, net.state_1, net.state_2, b, end, settings, step)
         spare = d0 if spare == d1 else d1
         D = D_prev
-    return loss + 0.5 * alpha * sumsq_w / n
+    return loss + 0.5 * settings.alpha * sumsq_w / n
 
 
 # ----------------------------------------------------------------------------------------
@@ -1172,15 +1225,15 @@ def adam_step(theta, grad, m, v, learning_rate, beta_1, beta_2, epsilon, t):
 
 
 @register_jitable
-def _optimizer_step(theta, grad, state_1, state_2, lo, hi, optimizer, learning_rate,
-                    momentum, nesterov, beta_1, beta_2, epsilon, t):
+def _optimizer_step(theta, grad, state_1, state_2, lo, hi, settings, t):
     """:func:`adam_step` (state_1, state_2 = moments) or :func:`sgd_step` (state_1 =
-    velocity; state_2 unused, may be empty) on the parameters lo:hi."""
-    if optimizer == OPT_ADAM:
-        adam_step(theta[lo:hi], grad[lo:hi], state_1[lo:hi], state_2[lo:hi], learning_rate,
-                  beta_1, beta_2, epsilon, t)
+    velocity; state_2 unused, may be empty) number `t` on the parameters lo:hi."""
+    if settings.optimizer == OPT_ADAM:
+        adam_step(theta[lo:hi], grad[lo:hi], state_1[lo:hi], state_2[lo:hi],
+                  settings.learning_rate, settings.beta_1, settings.beta_2, settings.epsilon, t)
     else:
-        sgd_step(theta[lo:hi], grad[lo:hi], state_1[lo:hi], learning_rate, momentum, nesterov)
+        sgd_step(theta[lo:hi], grad[lo:hi], state_1[lo:hi], settings.learning_rate,
+                 settings.momentum, settings.nesterov)
 
 
 @njit(**_JIT)
@@ -1213,9 +1266,7 @@ def clip_by_global_norm(grad, max_norm):
 # Whole epoch
 # ----------------------------------------------------------------------------------------
 @njit(**_JIT)
-def run_epoch(X, Y, perm, batch_size, theta, layout, bn_state, dropout, alpha, bn_eps,
-              bn_momentum, seed, optimizer, learning_rate, momentum, nesterov, beta_1, beta_2,
-              epsilon, max_norm, t, state_1, state_2, grad, work, layer_norms, n_blocks=1):
+def run_epoch(X, Y, perm, batch_size, net, settings, t):
     """One epoch of mini-batch training, compiled end to end.
 
     Mini-batch ``k`` holds rows ``perm[k*batch_size : (k+1)*batch_size]`` (the last may be
@@ -1231,25 +1282,22 @@ def run_epoch(X, Y, perm, batch_size, theta, layout, bn_state, dropout, alpha, b
     perm : ndarray of int64
         Sample order (a permutation, or any index array).
     batch_size : int
-    theta, layout, bn_state, dropout, alpha, bn_eps, bn_momentum, seed
-        As in :func:`loss_grad`; the dropout stream of a batch is its step number.
-    optimizer : int
-        ``OPT_SGD`` (uses learning_rate, momentum, nesterov; ``state_1`` = velocity) or
-        ``OPT_ADAM`` (uses learning_rate, beta_1, beta_2, epsilon; ``state_1``, ``state_2`` =
-        first and second moments).
-    max_norm : float
-        Global gradient-norm clipping threshold (<= 0: off).
+    net : Network
+        Trained in place (theta, bn_state, state_1, state_2); its ``work`` holds at least
+        ``workspace_size(layout, dropout, batch_size)`` elements; ``layer_norms`` receives
+        the mean over the epoch's mini-batches of each layer's ||dL/dW||_F (before
+        clipping).
+    settings : Settings
+        The dropout stream of a batch is its step number. ``optimizer`` is ``OPT_SGD``
+        (learning_rate, momentum, nesterov; ``state_1`` = velocity) or ``OPT_ADAM``
+        (learning_rate, beta_1, beta_2, epsilon; ``state_1``, ``state_2`` = first and second
+        moments); ``max_norm`` the global gradient-norm clipping threshold (<= 0: off);
+        ``n_blocks`` the blocks per layer, each one single-threaded BLAS call plus its
+        elementwise work. The result depends on n_blocks (BLAS rounding, norm summation
+        order), not on which build runs them: :func:`run_epoch_parallel` gives bitwise the
+        same numbers.
     t : int
         Optimizer steps taken before this epoch (Adam's time step, the dropout stream).
-    state_1, state_2 : ndarray like theta (``state_2`` may be empty for SGD)
-    grad, work : scratch (size of theta, ``workspace_size(layout, dropout, batch_size)``)
-    layer_norms : ndarray of shape (n_layers,), float64, written
-        Mean over the epoch's mini-batches of each layer's ||dL/dW||_F (before clipping).
-    n_blocks : int
-        Blocks per layer (see :func:`_forward_layer_blocks`): each is one single-threaded
-        BLAS call plus its elementwise work. The result depends on n_blocks (BLAS rounding,
-        norm summation order), not on which build runs them: :func:`run_epoch_parallel`
-        gives bitwise the same numbers.
 
     Returns
     -------
@@ -1258,23 +1306,24 @@ def run_epoch(X, Y, perm, batch_size, theta, layout, bn_state, dropout, alpha, b
     t : int
         Optimizer steps taken after this epoch.
     """
+    layout, work, layer_norms = net.layout, net.work, net.layer_norms
     n = perm.size
     n_feat = X.shape[1]
     n_out = Y.shape[1]
     L = layout.shape[0]
     norms = np.zeros(L)
     layer_norms[:] = 0.0
-    fuse = max_norm <= 0.0  # clipping needs every gradient before any step
+    fuse = settings.max_norm <= 0.0  # clipping needs every gradient before any step
     total = 0.0
     n_batches = 0
     rows = min(batch_size, n)  # the workspace layout of every batch but a shorter last one
-    offsets = _work_offsets(layout, dropout, rows)
+    offsets = _work_offsets(layout, net.dropout, rows)
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         nb = stop - start
         if nb != rows:
             rows = nb
-            offsets = _work_offsets(layout, dropout, rows)
+            offsets = _work_offsets(layout, net.dropout, rows)
         xb, yb = offsets[3], offsets[4]
         Xb = work[xb:xb + nb * n_feat].reshape((nb, n_feat))
         Yb = work[yb:yb + nb * n_out].reshape((nb, n_out))
@@ -1285,18 +1334,14 @@ def run_epoch(X, Y, perm, batch_size, theta, layout, bn_state, dropout, alpha, b
             for j in range(n_out):
                 Yb[i, j] = Y[r, j]
         t += 1
-        loss = _backprop(Xb, Yb, theta, layout, bn_state, dropout, alpha, bn_eps, bn_momentum,
-                         seed, t, grad, norms, work, offsets, n_blocks, fuse, state_1, state_2,
-                         optimizer, learning_rate, momentum, nesterov, beta_1, beta_2,
-                         epsilon, t)
+        loss = _backprop(Xb, Yb, net, settings, t, norms, offsets, fuse)
         total += loss * nb
         for l in range(L):
             layer_norms[l] += norms[l]
         n_batches += 1
         if not fuse:
-            clip_by_global_norm(grad, max_norm)
-            _optimizer_pass(theta, grad, state_1, state_2, optimizer, learning_rate, momentum,
-                            nesterov, beta_1, beta_2, epsilon, t, n_blocks)
+            clip_by_global_norm(net.grad, settings.max_norm)
+            _optimizer_pass(net, settings, t)
     for l in range(L):
         layer_norms[l] /= max(n_batches, 1)
     return total / max(n, 1), t
