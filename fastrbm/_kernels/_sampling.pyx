@@ -1012,6 +1012,18 @@ cdef class GibbsEngine:
     Notes
     -----
     Hyperparameters are set by name with :meth:`configure` before :meth:`epoch`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastrbm._kernels._sampling import GibbsEngine
+    >>> X = (np.random.default_rng(0).random((100, 6)) < 0.5).astype(np.float64)
+    >>> W = np.random.default_rng(1).normal(0, 0.01, (4, 6))
+    >>> engine = GibbsEngine(W, np.zeros(6), np.zeros(4), np.zeros((10, 4)), seed=7)
+    >>> engine.configure(learning_rate=0.1, batch_size=10, persistent=True).epoch(X)
+    20
+    >>> engine.W is W  # updated in place
+    True
     """
     cdef readonly object W, b, c, chains, W_vel, b_vel, c_vel, q_hidden, log_var, log_var_vel
     cdef readonly object dtype
