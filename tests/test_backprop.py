@@ -103,24 +103,27 @@ def test_make_layout_offsets_and_views():
         bp.make_layout([3, 4, 2], "relu", "softmax", batch_norm=[True, True])
 
 
-@njit
-def _gemm_tn_block(A, B, C):
-    # op(A) = A^T on a column block of A and of C: leading dimensions larger than the block
-    bp._gemm(bp._T, bp._N, 9, 5, 7, A[:, 2:], A.shape[1], B, B.shape[1], C[:, 1:],
+def _gemm_blocks(gemm):
+    @njit
+    def tn_block(A, B, C):
+        # op(A) = A^T on a column block of A and of C: leading dimensions larger than it
+        gemm(bp._T, bp._N, 9, 5, 7, A[:, 2:], A.shape[1], B, B.shape[1], C[:, 1:],
              C.shape[1])
 
-
-@njit
-def _gemm_nt_block(A, B, C):
-    bp._gemm(bp._N, bp._T, 4, 5, 7, A[1:], A.shape[1], B, B.shape[1], C, C.shape[1])
+    @njit
+    def nt_block(A, B, C):
+        gemm(bp._N, bp._T, 4, 5, 7, A[1:], A.shape[1], B, B.shape[1], C, C.shape[1])
+    return tn_block, nt_block
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("threads", THREADS)
-def test_gemm_route(dtype, threads):
-    """The engine's one GEMM (SciPy's BLAS through scipy.linalg.cython_blas) against NumPy,
-    with transposed operands and blocks narrower than their leading dimensions; nothing is
-    written outside the block."""
+@pytest.mark.parametrize("route", ["_gemm", "_gemm_ilp64"])
+def test_gemm_route(dtype, threads, route):
+    """Both GEMM routes (SciPy's BLAS through scipy.linalg.cython_blas; the ILP64 OpenBLAS
+    found loaded, or the forwarders to SciPy's) against NumPy, with transposed operands and
+    blocks narrower than their leading dimensions; nothing is written outside the block."""
+    _gemm_tn_block, _gemm_nt_block = _gemm_blocks(getattr(bp, route))
     rng = np.random.default_rng(0)
     A = rng.standard_normal((7, 12)).astype(dtype)  # op(A) = A[:, 2:11]^T, 9 x 7
     B = rng.standard_normal((7, 5)).astype(dtype)

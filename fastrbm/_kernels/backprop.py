@@ -69,9 +69,12 @@ Notes
   blocks each ran as fast as OpenBLAS's own two-thread split (0.33 vs 0.35 ms for
   100x784 @ 784x500). ``n_blocks`` fixes the partition, so a model depends on it (BLAS and
   norm rounding) but never on the build or the number of threads.
-* GEMMs take explicit leading dimensions, so a block is a view, not a copy. Every product
-  goes to SciPy's BLAS through ``scipy.linalg.cython_blas`` (see :func:`_make_gemm`), the
-  library's one BLAS: the same library, and so the same rounding, on every install.
+* GEMMs take explicit leading dimensions, so a block is a view, not a copy. The delta
+  products go to SciPy's BLAS through ``scipy.linalg.cython_blas``; the forward and
+  weight-gradient products to an ILP64 OpenBLAS the process has loaded (NumPy's), found
+  through threadpoolctl, else to SciPy's too (see ``_ILP64`` for the measurement). Run the
+  kernels that may mix two libraries (``loss_grad``, ``run_epoch``) with BLAS at one
+  thread (``threadpoolctl``): two libraries' threads both running starve each other.
 * Pass Python floats for float hyperparameters and Python ints for counts: Numba compiles one
   specialisation per argument type. Compiled code is cached on disk (``cache=True``); each
   build compiles on its first call per dtype (about 12 s for the serial one).
@@ -79,6 +82,7 @@ Notes
   passed between kernels (each would compile an extra specialisation).
 """
 from collections import namedtuple
+import ctypes
 from types import FunctionType
 
 import llvmlite.binding
@@ -87,6 +91,10 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import get_cython_function_address, intrinsic, overload, register_jitable
+from threadpoolctl import threadpool_info
+
+# the extension's ILP64 forwarders to SciPy's BLAS (see _ILP64)
+from . import _sampling
 
 __all__ = [
     "ACT_IDENTITY", "ACT_LOGISTIC", "ACT_TANH", "ACT_RELU", "ACT_SOFTMAX", "ACTIVATION_CODES",
@@ -433,15 +441,52 @@ _ONE_ZERO_F32 = np.array([1.0, 0.0], np.float32)
 _ONE_ZERO_F64 = np.array([1.0, 0.0], np.float64)
 
 
-# SciPy's BLAS, the library's one BLAS, reached the documented way: the function pointers
-# that ``scipy.linalg.cython_blas`` exports (LP64 Fortran interface, int arguments by
-# reference). They are registered with LLVM by name before any compiled function loads:
-# cached code refers to the name (a pointer bound as a ctypes constant would stop Numba
-# caching the functions that call it).
+# SciPy's BLAS, reached the documented way: the function pointers that
+# ``scipy.linalg.cython_blas`` exports (LP64 Fortran interface, int arguments by reference).
+# Symbols are registered with LLVM by name before any compiled function loads: cached code
+# refers to the name (a pointer bound as a ctypes constant would stop Numba caching the
+# functions that call it).
 for _precision in "sd":
     llvmlite.binding.add_symbol(
         f"fastrbm_cython_blas_{_precision}gemm",
         get_cython_function_address("scipy.linalg.cython_blas", f"{_precision}gemm"))
+
+
+def _loaded_ilp64_gemm():
+    """Addresses of ``(sgemm, dgemm)`` with 64-bit integers in an OpenBLAS the process has
+    already loaded (NumPy's, when its build links one), or None.
+
+    The library comes from threadpoolctl's list of loaded libraries, the functions from the
+    ILP64 symbol suffix ``64_`` (with or without the ``scipy_`` prefix of the
+    scipy-openblas builds): no file-name pattern of any wheel's layout.
+    """
+    for info in threadpool_info():
+        if info.get("internal_api") != "openblas":
+            continue
+        try:
+            lib = ctypes.CDLL(info["filepath"])
+        except OSError:
+            continue
+        for prefix in ("scipy_", ""):
+            try:
+                return tuple(ctypes.cast(getattr(lib, f"{prefix}{p}gemm_64_"),
+                                         ctypes.c_void_p).value for p in "sd")
+            except AttributeError:
+                continue
+    return None
+
+
+# The forward and weight-gradient products take an ILP64 OpenBLAS already in the process
+# when there is one, else the extension's ILP64 forwarders to SciPy's BLAS. Why: NumPy's
+# OpenBLAS (0.3.31 here) against SciPy's (0.3.30) ran the small net's epoch (64-100-100-10,
+# batch 32, separate processes, min of 15) in 23.6 ms against 27.2 ms with every product
+# on SciPy's: 13% of the epoch, in the per-call cost of small products; the large net's
+# epoch the same (2.86 against 2.84 s). The delta products stay on SciPy's, which was the
+# faster for them. Two libraries must not both run threads (each one's threads spin after
+# its calls and starve the other's), so callers hold BLAS at one thread around training.
+_ILP64 = _loaded_ilp64_gemm() or _sampling.ilp64_fallback_addresses()
+for _precision, _address in zip("sd", _ILP64):
+    llvmlite.binding.add_symbol(f"fastrbm_ilp64_{_precision}gemm", _address)
 
 
 @intrinsic
@@ -456,29 +501,34 @@ def _address_of(typingctx, value):
     return types.voidptr(value), codegen
 
 
-def _make_gemm():
-    """Row-major ``C = op(A) @ op(B)`` (op: _N or _T), C of shape (m, n). A, B and C are
-    arrays (or views) starting at the matrices' first elements, with row strides lda, ldb
-    and ldc elements, so a column or row block of a matrix is one call without a copy.
-    BLAS is column-major, so this is the product C^T = op(B)^T op(A)^T there."""
-    sgemm, dgemm = (types.ExternalFunction(f"fastrbm_cython_blas_{p}gemm",
+def _make_gemm(symbol, index_type):
+    """Row-major ``C = op(A) @ op(B)`` (op: _N or _T), C of shape (m, n), through the
+    Fortran ``sgemm``/``dgemm`` registered as ``fastrbm_<symbol>_{s,d}gemm`` with integers
+    of `index_type`. A, B and C are arrays (or views) starting at the matrices' first
+    elements, with row strides lda, ldb and ldc elements, so a column or row block of a
+    matrix is one call without a copy. BLAS is column-major, so this is the product
+    C^T = op(B)^T op(A)^T there."""
+    sgemm, dgemm = (types.ExternalFunction(f"fastrbm_{symbol}_{p}gemm",
                                            types.void(*[types.voidptr] * 13)) for p in "sd")
 
     def gemm(transa, transb, m, n, k, A, lda, B, ldb, C, ldc):
         ta, tb = _address_of(transb), _address_of(transa)
-        n_, m_, k_ = _address_of(np.int32(n)), _address_of(np.int32(m)), _address_of(np.int32(k))
-        ldb_, lda_, ldc_ = (_address_of(np.int32(ldb)), _address_of(np.int32(lda)),
-                            _address_of(np.int32(ldc)))
+        n_, m_, k_ = (_address_of(index_type(n)), _address_of(index_type(m)),
+                      _address_of(index_type(k)))
+        ldb_, lda_, ldc_ = (_address_of(index_type(ldb)), _address_of(index_type(lda)),
+                            _address_of(index_type(ldc)))
         if C.itemsize == 4:
             sgemm(ta, tb, n_, m_, k_, _ONE_ZERO_F32[0:].ctypes, B.ctypes, ldb_, A.ctypes, lda_,
                   _ONE_ZERO_F32[1:].ctypes, C.ctypes, ldc_)
         else:
             dgemm(ta, tb, n_, m_, k_, _ONE_ZERO_F64[0:].ctypes, B.ctypes, ldb_, A.ctypes, lda_,
                   _ONE_ZERO_F64[1:].ctypes, C.ctypes, ldc_)
+    gemm.__name__ = gemm.__qualname__ = f"_gemm_{symbol}"
     return register_jitable(gemm)
 
 
-_gemm = _make_gemm()
+_gemm = _make_gemm("cython_blas", np.int32)  # delta products: SciPy's BLAS
+_gemm_ilp64 = _make_gemm("ilp64", np.int64)  # forward and weight-gradient products
 
 
 @register_jitable
@@ -601,7 +651,7 @@ def dense_forward(A_prev, W, b, activation, Z):
     Z : ndarray of shape (n_rows, n_out), C-contiguous, written.
     """
     n, n_in = A_prev.shape
-    _gemm(_N, _N, n, Z.shape[1], n_in, A_prev, n_in, W, Z.shape[1], Z, Z.shape[1])
+    _gemm_ilp64(_N, _N, n, Z.shape[1], n_in, A_prev, n_in, W, Z.shape[1], Z, Z.shape[1])
     bias_activation(Z, b, activation)
 
 
@@ -847,7 +897,7 @@ def _weight_grad_rows(A_prev, D, W, alpha, grad_W, i0, i1, acc_g, acc_w):
     sums of ``grad_W**2`` to acc_g and, when alpha != 0, of ``W**2`` to acc_w (float64)."""
     T = D.dtype.type
     n, n_out = D.shape
-    _gemm(_T, _N, i1 - i0, n_out, n, A_prev[:, i0:], A_prev.shape[1], D, n_out,
+    _gemm_ilp64(_T, _N, i1 - i0, n_out, n, A_prev[:, i0:], A_prev.shape[1], D, n_out,
                 grad_W[i0:], n_out)
     # per-column accumulators: the reductions vectorise without reassociation (no fastmath)
     if alpha != 0.0:
@@ -940,7 +990,8 @@ def _forward_layer_blocks(A_prev, net, settings, l, step, offs):
     for blk in prange(count):
         j0 = blk * size
         j1 = min(n_out, j0 + size)
-        _gemm(_N, _N, n, j1 - j0, n_in, A_prev, n_in, W[:, j0:], n_out, H[:, j0:], n_out)
+        _gemm_ilp64(_N, _N, n, j1 - j0, n_in, A_prev, n_in, W[:, j0:], n_out, H[:, j0:],
+                    n_out)
         if gamma.size > 0:
             _batchnorm_forward_cols(H, gamma, beta, bn_eps, bn_momentum, run_mean, run_var,
                                     mean, inv_std, xhat, j0, j1)
@@ -1090,7 +1141,7 @@ def predict(X, theta, layout, bn_state, bn_eps, batch_size, work, out):
             g = layout[l, G_OFF]
             if g >= 0:
                 be, s = layout[l, BETA_OFF], layout[l, STAT_OFF]
-                _gemm(_N, _N, nb, n_out, n_in, A_prev, n_in, W, n_out, H, n_out)
+                _gemm_ilp64(_N, _N, nb, n_out, n_in, A_prev, n_in, W, n_out, H, n_out)
                 batchnorm_inference(H, theta[g:g + n_out], theta[be:be + n_out], bn_eps,
                                     bn_state[s:s + n_out], bn_state[s + n_out:s + 2 * n_out])
                 bias_activation(H, theta[:0], layout[l, ACT])
