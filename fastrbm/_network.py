@@ -142,8 +142,10 @@ class NetworkTrainer:
         progress = EpochProgress(type(self).__name__, n_epochs, self.verbose)
         # Blocked layers run on Numba's threads, each block one single-threaded BLAS call
         # (BLAS threads beside Numba's would oversubscribe the cores). BLAS stays at one
-        # thread with one block too: shapes that get one block are those too small to share
-        # (64-100-100-10 at batch 32: 28.8 ms per epoch at one BLAS thread, 28.9 at two).
+        # thread with one block too: training mixes two BLAS libraries (NumPy's OpenBLAS for
+        # forward and weight products, scipy's for deltas; see backprop), whose spinning
+        # thread pools must not run together, and shapes that get one block are too small to
+        # share (64-100-100-10 at batch 32: 28.8 ms per epoch at one BLAS thread, 28.9 at two).
         n_blocks, threads = self._blocks(rows), self._threads(rows)
         settings = _bp.make_settings(
             alpha=self.alpha, bn_eps=BN_EPS, bn_momentum=BN_MOMENTUM, seed=self._seed,

@@ -35,9 +35,6 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
-import ctypes
-import glob
-import os
 
 import numpy as np
 
@@ -371,9 +368,9 @@ cdef void _sigma_from_log_var(const floating *log_var, Py_ssize_t n, floating *s
 
 
 # ---------------------------------------------------------------------------------------
-# The backprop engine's two BLAS routes, Fortran sgemm / dgemm with 64-bit integers, which
-# it links by name (backprop._gemm_through): NumPy's bundled OpenBLAS when NumPy's wheel
-# has one, and these forwarders to scipy's BLAS (its other route, and NumPy's stand-in).
+# ILP64 Fortran sgemm / dgemm (64-bit integers) forwarding to scipy's BLAS: the backprop
+# engine's stand-in for NumPy's ILP64 OpenBLAS when no such library is loaded (see
+# backprop._loaded_ilp64_gemm).
 # ---------------------------------------------------------------------------------------
 
 cdef void _sgemm_ilp64(char *ta, char *tb, int64_t *m, int64_t *n, int64_t *k, float *alpha,
@@ -390,32 +387,9 @@ cdef void _dgemm_ilp64(char *ta, char *tb, int64_t *m, int64_t *n, int64_t *k, d
     dgemm(ta, tb, &m_, &n_, &k_, alpha, A, &lda_, B, &ldb_, beta, C, &ldc_)
 
 
-NUMPY_OPENBLAS = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs",
-                              "libscipy_openblas64_*")
-
-
-def numpy_openblas_gemm(pattern=NUMPY_OPENBLAS):
-    """Addresses of ``(sgemm, dgemm)`` in NumPy's bundled ILP64 OpenBLAS (the
-    ``scipy-openblas64`` library of NumPy's wheels, found by `pattern`), or None."""
-    for path in glob.glob(pattern):
-        try:
-            lib = ctypes.CDLL(path)
-            return tuple(ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
-                         for name in ("scipy_sgemm_64_", "scipy_dgemm_64_"))
-        except (OSError, AttributeError):
-            continue
-    return None
-
-
 def ilp64_fallback_addresses():
     """Addresses of the ILP64 ``(sgemm, dgemm)`` that forward to scipy's BLAS."""
     return <size_t> &_sgemm_ilp64, <size_t> &_dgemm_ilp64
-
-
-def ilp64_gemm_addresses():
-    """Addresses of the ILP64 ``(sgemm, dgemm)`` to use: NumPy's, else the forwarders."""
-    found = numpy_openblas_gemm()
-    return ilp64_fallback_addresses() if found is None else found
 
 
 def _check_log_var(log_var, Py_ssize_t nv):
