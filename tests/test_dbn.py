@@ -21,21 +21,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from fastrbm import DBN, DBNClassifier, DBNRegressor
 from fastrbm._utils import n_threads_for
-from fastrbm.datasets import load_digits
 from fastrbm.diagnostics import gradient_norm_summary
 
 from . import _reference as ref
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_digits()
-
-
-@pytest.fixture(scope="module")
-def digits_split(digits):
-    X, y = digits
-    return train_test_split(X, y, test_size=0.25, random_state=0)
 
 
 SMALL_NET = dict(hidden_layer_sizes=(16,), pretrain_n_iter=2, max_iter=20, random_state=0)

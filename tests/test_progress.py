@@ -6,7 +6,6 @@ import pytest
 
 import fastrbm
 from fastrbm import BernoulliRBM, DBNClassifier
-from fastrbm.datasets import load_digits
 
 
 class _Terminal(io.StringIO):
@@ -17,8 +16,8 @@ class _Terminal(io.StringIO):
 
 
 @pytest.fixture(scope="module")
-def small_digits():
-    X, y = load_digits()
+def small_digits(digits):
+    X, y = digits
     return X[:300], y[:300]
 
 

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.base import clone
-from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import BernoulliRBM as SkBernoulliRBM
@@ -18,12 +17,6 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from fastrbm import BernoulliRBM, GaussianBernoulliRBM
 
 from . import _reference as ref
-
-
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits(return_X_y=True)
-    return (X / 16.0).astype(np.float32), y
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,6 @@ from sklearn.preprocessing import MinMaxScaler
 from threadpoolctl import threadpool_limits
 
 from fastrbm import BernoulliRBM
-from fastrbm.datasets import load_digits
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_digits()
 
 
 def test_process_workers_get_a_readonly_memmap_and_fit_the_same_model(digits):
