@@ -128,7 +128,7 @@ class NetworkTrainer:
     def _no_improvement_message(self, early_stopping):
         what = "Validation score" if early_stopping else "Training loss"
         return (f"{what} did not improve more than tol={self.tol:f} for "
-                f"{self.n_iter_no_change} consecutive epochs.")
+                f"{self._patience()} consecutive epochs.")
 
     def _run_epochs(self, X, Y, dropout, n_epochs, rng, incremental, early_stopping, X_val,
                     y_val):
@@ -206,7 +206,7 @@ class NetworkTrainer:
                 if self.solver == "sgd" and self.learning_rate == "invscaling":
                     self._current_lr = self._learning_rate_init() / (self.t_ + 1) ** self.power_t
                 stop = False
-                if self._no_improvement_count > self.n_iter_no_change:
+                if self._no_improvement_count > self._patience():
                     lines.append(self._no_improvement_message(early_stopping))
                     if self.solver == "sgd" and self.learning_rate == "adaptive" \
                             and self._current_lr > 1e-6:

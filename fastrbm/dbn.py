@@ -62,6 +62,12 @@ _PRETRAIN_MAX_EPOCHS = 20
 # default, stops short on the plateau of the loss); standardised regression targets take
 # 0.01. SGD with momentum 0.9: 0.1 for a softmax on [0, 1] features, 0.01 for the squared
 # error, whose gradient is not bounded.
+# n_iter_no_change "auto" by task: a logistic net fitting standardised regression targets
+# sits near the linear fit for tens of epochs before it bends (a smooth 4-feature target:
+# R^2 0.52 when 10 epochs of patience end it there, 0.97 with 50), while classification
+# keeps scikit-learn's 10.
+_AUTO_PATIENCE = {"classification": 10, "regression": 50}
+
 _AUTO_LEARNING_RATES = {("adam", "classification"): 0.003, ("adam", "regression"): 0.01,
                         ("sgd", "classification"): 0.1, ("sgd", "regression"): 0.01}
 
@@ -108,12 +114,17 @@ def _standardisation(X, first_layer):
         return None, None
     if sp.issparse(X):
         _, var = mean_variance_axis(X, axis=0)
-        mean = np.zeros(X.shape[1])
-    else:
-        mean, var = X.mean(axis=0, dtype=np.float64), X.var(axis=0, dtype=np.float64)
+        return _mean_and_scale(np.zeros(X.shape[1]), var, X.dtype)
+    return _mean_and_scale(X.mean(axis=0, dtype=np.float64), X.var(axis=0, dtype=np.float64),
+                           X.dtype)
+
+
+def _mean_and_scale(mean, var, dtype):
+    """``(mean, standard deviation)`` in ``dtype``, the scale of a constant column 1: the
+    one rule for the inputs' and the regression targets' standardisation."""
     scale = np.sqrt(var)
-    scale[scale < 10 * np.finfo(X.dtype).eps] = 1.0
-    return mean.astype(X.dtype), scale.astype(X.dtype)
+    scale[scale < 10 * np.finfo(dtype).eps] = 1.0
+    return mean.astype(dtype), scale.astype(dtype)
 
 
 def _standardised(X, mean, scale):
@@ -589,7 +600,7 @@ class _BaseDBNNetwork(NetworkTrainer, CheckpointMixin, BaseEstimator):
         "beta_1": [Interval(Real, 0, 1, closed="left")],
         "beta_2": [Interval(Real, 0, 1, closed="left")],
         "epsilon": [Interval(Real, 0, None, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "n_iter_no_change": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "pretrain": ["boolean"],
         "first_layer": [StrOptions(_FIRST_LAYER_OPTIONS)],
         "pretrain_n_iter": _STACK_CONSTRAINTS["n_iter"],
@@ -610,7 +621,7 @@ class _BaseDBNNetwork(NetworkTrainer, CheckpointMixin, BaseEstimator):
                  learning_rate_init="auto", power_t=0.5, max_iter=200, shuffle=True,
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping="auto", validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, pretrain=True,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change="auto", pretrain=True,
                  first_layer="auto", pretrain_n_iter="auto", pretrain_learning_rate="auto",
                  pretrain_batch_size=10, k=1, persistent=False, dropout=0.0, batch_norm=False,
                  max_grad_norm=None, init_scale=1.0, dtype=None, n_jobs=None):
@@ -684,11 +695,19 @@ class _BaseDBNNetwork(NetworkTrainer, CheckpointMixin, BaseEstimator):
             return n_samples > _EARLY_STOPPING_ROWS
         return bool(self.early_stopping)
 
+    def _task(self):
+        return "regression" if self._out_activation(2) == "identity" else "classification"
+
     def _learning_rate_init(self):
         if self.learning_rate_init != "auto":
             return float(self.learning_rate_init)
-        task = "regression" if self._out_activation(2) == "identity" else "classification"
-        return _AUTO_LEARNING_RATES[self.solver, task]
+        return _AUTO_LEARNING_RATES[self.solver, self._task()]
+
+    def _patience(self):
+        """``n_iter_no_change`` with "auto" resolved (see _AUTO_PATIENCE)."""
+        if self.n_iter_no_change != "auto":
+            return int(self.n_iter_no_change)
+        return _AUTO_PATIENCE[self._task()]
 
     def _batch_rows(self, n_samples):
         if self.batch_size == "auto":
@@ -898,8 +917,11 @@ _NETWORK_DOC = """
         Held-out fraction for early stopping.
     beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
         Adam's parameters.
-    n_iter_no_change : int, default=10
-        Epochs without improvement of more than ``tol`` before stopping.
+    n_iter_no_change : int or "auto", default="auto"
+        Epochs without improvement of more than ``tol`` before stopping. "auto": 10 for
+        classification (scikit-learn's default), 50 for regression, where a logistic net
+        on standardised targets sits near the linear fit for tens of epochs before it
+        bends (stopping after 10 left a smooth target at R^2 0.52 instead of 0.97).
     pretrain : bool, default=True
         Pretrain the hidden layers as a greedy RBM stack (the net's weights are then
         ``W_l = rbms_[l].components_.T`` and biases ``rbms_[l].intercept_hidden_``);
@@ -1234,10 +1256,8 @@ class DBNRegressor(RegressorMixin, _BaseDBNNetwork):
         ``target_mean_`` and ``target_scale_`` (constant targets get scale 1)."""
         Y = np.asarray(y, dtype=np.float64).reshape(y.shape[0], -1)
         if first:
-            scale = Y.std(axis=0)
-            scale[scale < 10 * np.finfo(dtype).eps] = 1.0
-            self.target_mean_ = Y.mean(axis=0).astype(dtype)
-            self.target_scale_ = scale.astype(dtype)
+            self.target_mean_, self.target_scale_ = _mean_and_scale(
+                Y.mean(axis=0), Y.var(axis=0), dtype)
         elif Y.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {Y.shape[1]} targets, the model was fitted with "
                              f"{self.n_outputs_}")
