@@ -1,5 +1,4 @@
 """Small helpers shared by the estimators: thread counts, seeds, softplus."""
-import importlib
 import os
 from contextlib import contextmanager
 
@@ -62,23 +61,28 @@ def blas_threads(n_threads):
 
 def _numba_threads_are_threadsafe():
     """Whether Numba's parallel code may run from several Python threads at once: its
-    OpenMP and TBB layers allow that, the workqueue fallback aborts the process. Numba picks
-    TBB, then OpenMP, then workqueue, unless NUMBA_THREADING_LAYER names one (never set
-    here)."""
+    OpenMP and TBB layers allow that, the workqueue fallback aborts the process. The layer is
+    chosen when parallel code first runs; a one-element parallel kernel (cached) starts it,
+    then ``numba.threading_layer()`` names it."""
     import numba
 
-    layer = numba.config.THREADING_LAYER
-    if layer in ("omp", "tbb", "threadsafe", "safe"):
-        return True
-    if layer == "workqueue":
-        return False
-    for module in ("numba.np.ufunc.tbbpool", "numba.np.ufunc.omppool"):
-        try:
-            importlib.import_module(module)
-            return True
-        except Exception:  # an absent or broken TBB/OpenMP runtime
-            continue
-    return False
+    if not _THREADING_LAYER:
+        _start_threading_layer(np.zeros(1))
+        _THREADING_LAYER.append(numba.threading_layer())
+    return _THREADING_LAYER[0] in ("omp", "tbb")
+
+
+_THREADING_LAYER = []
+
+
+def _start_threading_layer(x):
+    from numba import njit, prange
+
+    @njit(parallel=True, cache=True)
+    def _fill(x):
+        for i in prange(x.size):
+            x[i] = i
+    _fill(x)
 
 
 @contextmanager

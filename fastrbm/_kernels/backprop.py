@@ -89,7 +89,6 @@ import llvmlite.binding
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
-from numba.core import cgutils
 from numba.extending import get_cython_function_address, intrinsic, overload, register_jitable
 from threadpoolctl import threadpool_info
 
@@ -497,7 +496,11 @@ def _address_of(typingctx, value):
         return None
 
     def codegen(context, builder, sig, args):
-        return builder.bitcast(cgutils.alloca_once_value(builder, args[0]), cgutils.voidptr_t)
+        # the slot lives in the entry block, so a call inside a loop does not grow the stack
+        with builder.goto_entry_block():
+            slot = builder.alloca(args[0].type)
+        builder.store(args[0], slot)
+        return builder.bitcast(slot, ir.IntType(8).as_pointer())
     return types.voidptr(value), codegen
 
 
