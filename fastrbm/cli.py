@@ -216,6 +216,12 @@ def _info(args):
     return 0
 
 
+def _compile(args):
+    from ._kernels.precompile import main as compile_main
+
+    return compile_main()
+
+
 def build_parser():
     """The ``fastrbm`` argument parser, one sub-command per task."""
     parser = argparse.ArgumentParser(
@@ -285,6 +291,14 @@ def build_parser():
                     "Numba's threading layer and the BLAS / OpenMP thread pools "
                     "(through threadpoolctl): what to attach to a bug report.")
     info.set_defaults(func=_info)
+
+    compile_ = sub.add_parser(
+        "compile", help="compile the Numba engine now, so the first fit does not wait",
+        description="Compile the Numba backprop engine for float32 and float64 (serial and "
+                    "parallel builds) into Numba's on-disk cache. An editable install does "
+                    "this itself; after a wheel install, run it once (about a minute). Later "
+                    "processes load the cache in under a second.")
+    compile_.set_defaults(func=_compile)
     return parser
 
 

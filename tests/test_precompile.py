@@ -1,0 +1,32 @@
+"""Ahead-of-time compilation: the specialisations ``compile_engines`` builds are exactly the
+ones the estimators use, so a fit after it compiles nothing."""
+import numpy as np
+import pytest
+
+from fastrbm import DBNClassifier, DBNRegressor
+from fastrbm._kernels import backprop as bp
+from fastrbm._kernels.precompile import compile_engines
+
+KERNELS = ("run_epoch", "run_epoch_parallel", "loss_grad", "predict")
+
+
+def _signature_counts():
+    return {name: len(getattr(bp, name).signatures) for name in KERNELS}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fits_after_compile_engines_compile_nothing(digits, dtype):
+    X, y = digits
+    X = X[:400].astype(dtype)
+    y = y[:400]
+    compile_engines(dtypes=(np.dtype(dtype).name,))
+    before = _signature_counts()
+    # a small net (serial build), a wide one (parallel build where the machine has two
+    # cores), validation scores (predict), Adam and SGD, both output kinds, partial_fit
+    DBNClassifier(hidden_layer_sizes=(8,), max_iter=2, pretrain_n_iter=1,
+                  early_stopping=True, random_state=0).fit(X, y)
+    DBNClassifier(hidden_layer_sizes=(400,), max_iter=1, pretrain=False, solver="sgd",
+                  batch_size=200, random_state=0).fit(X, y).predict_proba(X)
+    DBNRegressor(hidden_layer_sizes=(8,), max_iter=2, pretrain=False,
+                 random_state=0).partial_fit(X, y.astype(dtype)).predict(X)
+    assert _signature_counts() == before
