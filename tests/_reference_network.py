@@ -32,6 +32,8 @@ def activate(z, name):
         return np.tanh(z)
     if name == "relu":
         return np.maximum(z, 0)
+    if name == "elu":  # alpha = 1 (Clevert et al. 2016)
+        return np.where(z > 0, z, np.expm1(np.minimum(z, 0)))
     if name == "softmax":
         return softmax(z)
     raise ValueError(name)
@@ -47,6 +49,8 @@ def derivative_from_output(h, name):
         return 1 - h * h
     if name == "relu":
         return (h > 0).astype(h.dtype)
+    if name == "elu":  # 1 for z > 0, exp(z) = h + 1 otherwise
+        return np.where(h > 0, np.ones_like(h), h + 1)
     raise ValueError(name)
 
 

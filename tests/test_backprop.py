@@ -14,7 +14,7 @@ from . import _reference_network as ref
 DTYPES = [np.float32, np.float64]
 RTOL = {np.float32: 1e-5, np.float64: 1e-12}
 THREADS = [1, 2]
-HIDDEN = ["identity", "logistic", "tanh", "relu"]
+HIDDEN = ["identity", "logistic", "tanh", "relu", "elu"]
 OUTPUTS = ["softmax", "logistic", "identity"]
 BN_EPS = 1e-5
 
@@ -97,10 +97,21 @@ def test_make_layout_offsets_and_views():
     assert list(layout[:, bp.ACT]) == [bp.ACT_RELU, bp.ACT_RELU, bp.ACT_SOFTMAX]
     with pytest.raises(ValueError):
         bp.make_layout([3], "relu", "softmax")
+    with pytest.raises(ValueError, match="unknown hidden activation"):
+        bp.make_layout([3, 4, 2], "selu", "softmax")
     with pytest.raises(ValueError):
         bp.make_layout([3, 2], "softmax", "softmax")
     with pytest.raises(ValueError):
         bp.make_layout([3, 4, 2], "relu", "softmax", batch_norm=[True, True])
+
+
+def test_activation_codes_are_stable():
+    """Checkpoints store the codes: new activations are appended, old ones never move."""
+    assert bp.ACTIVATION_CODES == {"identity": 0, "logistic": 1, "tanh": 2, "relu": 3,
+                                   "softmax": 4, "elu": 5}
+    assert bp.ACT_ELU == 5
+    layout, _, _ = bp.make_layout([3, 4, 2], "elu", "softmax")
+    assert list(layout[:, bp.ACT]) == [bp.ACT_ELU, bp.ACT_SOFTMAX]
 
 
 def _gemm_blocks(gemm):
@@ -202,7 +213,8 @@ def test_forward_train_batchnorm_dropout_matches_reference(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("activation", ["logistic", "tanh", "relu", "softmax", "identity"])
+@pytest.mark.parametrize("activation",
+                         ["logistic", "tanh", "relu", "elu", "softmax", "identity"])
 def test_bias_activation_extreme_inputs(activation, dtype):
     """Activations stay finite and accurate over the whole range, including +-1e4."""
     z = np.concatenate([-np.logspace(-8, 4, 60), [0.0], np.logspace(-8, 4, 60)])
@@ -261,6 +273,7 @@ LOSS_GRAD_CASES = [
     ("relu", "identity", True, 0.0, 0.0),
     ("logistic", "softmax", True, 0.4, 1e-2),
     ("identity", "identity", False, 0.3, 0.0),
+    ("elu", "softmax", True, 0.3, 1e-2),
 ]
 
 
@@ -297,6 +310,7 @@ FD_CASES = (
         ("relu", "identity", True, 0.0, 0.05),
         ("tanh", "logistic", False, 0.5, 0.0),  # dropout (fixed mask: fixed seed and step)
         ("relu", "softmax", True, 0.3, 0.05),  # everything at once
+        ("elu", "softmax", True, 0.3, 0.05),
     ]
 )
 
@@ -319,10 +333,14 @@ def test_gradient_finite_differences(case):
 
     bp.loss_grad(X, Y, net_, settings, 1)
     grad = net_.grad
-    if activation == "relu":  # keep clear of the kink, or the difference quotient is wrong
+    if activation in ("relu", "elu"):
         net, _, _ = ref_net(theta, state, layout, activation, output)
         cache = ref.forward_train(X, net, dropout, BN_EPS, 0.0, 3, 1)
+        # keep clear of the kink, or the difference quotient is wrong (ELU's derivative is
+        # continuous at 0, its second derivative is not)
         assert min(np.abs(z).min() for z in cache["Z"]) > 1e-4
+        # both branches of the derivative are exercised: 1 and h + 1
+        assert all((z < -0.1).any() and (z > 0.1).any() for z in cache["Z"])
     h = 1e-6
     fd = np.empty_like(theta)
     for k in range(theta.size):
@@ -426,6 +444,7 @@ EPOCH_CASES = [
     ("relu", "identity", True, 0.2, 0.0, "adam", 0.5),
     ("tanh", "logistic", False, 0.0, 1e-2, "sgd", 0.0),
     ("relu", "softmax", False, 0.1, 1e-3, "adam", 0.0),  # L2 + Adam in the fused step
+    ("elu", "logistic", True, 0.1, 1e-3, "sgd-nesterov", 0.0),
 ]
 
 

@@ -53,7 +53,7 @@ Notes
 -----
 * ``error_model="numpy"``: the default Python error model puts a zero-division branch in every
   float division, which stops LLVM from vectorising the activation loops (measured 4x slower).
-* ``exp`` and ``expm1`` (for tanh) are vectorisable Cody-Waite + polynomial implementations
+* ``exp`` and ``expm1`` (for tanh and ELU) are vectorisable Cody-Waite + polynomial implementations
   (within 2 ulp, no fastmath): the libm calls Numba emits do not vectorise, and logistic/tanh
   then dominated small-net epochs (libm tanhf: 17 ns per element).
 * Threads. Training cuts every layer into ``n_blocks`` blocks (columns of the layer's units
@@ -96,7 +96,8 @@ from threadpoolctl import threadpool_info
 from . import _sampling
 
 __all__ = [
-    "ACT_IDENTITY", "ACT_LOGISTIC", "ACT_TANH", "ACT_RELU", "ACT_SOFTMAX", "ACTIVATION_CODES",
+    "ACT_IDENTITY", "ACT_LOGISTIC", "ACT_TANH", "ACT_RELU", "ACT_SOFTMAX", "ACT_ELU",
+    "ACTIVATION_CODES",
     "OPT_SGD", "OPT_ADAM",
     "N_IN", "N_OUT", "ACT", "W_OFF", "B_OFF", "G_OFF", "BETA_OFF", "STAT_OFF",
     "Network", "Settings", "make_network", "make_settings",
@@ -110,8 +111,11 @@ __all__ = [
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 ACT_IDENTITY, ACT_LOGISTIC, ACT_TANH, ACT_RELU, ACT_SOFTMAX = 0, 1, 2, 3, 4
+# ELU (Clevert et al. 2016, alpha = 1) came later: codes are stored in checkpoints, so new
+# activations take the next free code and existing ones never move.
+ACT_ELU = 5
 ACTIVATION_CODES = {"identity": ACT_IDENTITY, "logistic": ACT_LOGISTIC, "tanh": ACT_TANH,
-                    "relu": ACT_RELU, "softmax": ACT_SOFTMAX}
+                    "relu": ACT_RELU, "softmax": ACT_SOFTMAX, "elu": ACT_ELU}
 OPT_SGD, OPT_ADAM = 0, 1
 
 # columns of the layout table
@@ -131,8 +135,8 @@ def make_layout(layer_sizes, activation="logistic", output="softmax", batch_norm
     ----------
     layer_sizes : sequence of int
         ``[n_features, hidden_1, ..., n_outputs]`` (at least two entries).
-    activation : {"identity", "logistic", "tanh", "relu"}
-        Hidden activation.
+    activation : {"identity", "logistic", "tanh", "relu", "elu"}
+        Hidden activation ("elu": ``x`` for ``x > 0``, ``exp(x) - 1`` otherwise).
     output : {"softmax", "logistic", "identity"}
         Output activation; it selects the loss (categorical CE, binary CE, squared error).
     batch_norm : bool or sequence of bool
@@ -149,7 +153,7 @@ def make_layout(layer_sizes, activation="logistic", output="softmax", batch_norm
     sizes = [int(s) for s in layer_sizes]
     if len(sizes) < 2 or min(sizes) < 1:
         raise ValueError(f"layer_sizes must hold at least two positive sizes, got {sizes}")
-    if activation not in ("identity", "logistic", "tanh", "relu"):
+    if activation not in ("identity", "logistic", "tanh", "relu", "elu"):
         raise ValueError(f"unknown hidden activation {activation!r}")
     if output not in ("softmax", "logistic", "identity"):
         raise ValueError(f"unknown output activation {output!r}")
@@ -587,7 +591,7 @@ def _as_rows(A, j0, j1):
 @register_jitable
 def _activation_cols(Z, activation, j0, j1):
     """``Z[:, j0:j1] = act(Z[:, j0:j1])`` in place for the elementwise activations
-    (identity, logistic, tanh, relu)."""
+    (identity, logistic, tanh, relu, elu)."""
     # Loops run over contiguous row slices from 0: a loop over range(j0, j1) indexing the 2-D
     # array carries a negative-index check per element and does not vectorise (6x slower).
     T = Z.dtype.type
@@ -609,6 +613,11 @@ def _activation_cols(Z, activation, j0, j1):
         elif activation == ACT_RELU:
             for k in range(z.size):
                 z[k] = zero if z[k] < zero else z[k]
+        elif activation == ACT_ELU:
+            for k in range(z.size):
+                v = z[k]
+                em = _expm1_nonpos(v)  # exp(min(v, 0)) - 1: both sides computed, a select
+                z[k] = v if v > zero else em
 
 
 @register_jitable
@@ -851,6 +860,9 @@ def _activation_backward_cols(H, activation, M, D, j0, j1):
         elif activation == ACT_RELU:
             for k in range(d.size):
                 d[k] = d[k] if h[k] > zero else zero
+        elif activation == ACT_ELU:
+            for k in range(d.size):  # elu'(x) = 1 for x > 0, exp(x) = h + 1 otherwise
+                d[k] *= (h[k] if h[k] < zero else zero) + one
 
 
 @register_jitable
