@@ -580,7 +580,7 @@ class _BaseDBNNetwork(NetworkTrainer, CheckpointMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu", "elu"})],
         "solver": [StrOptions({"sgd", "adam"})],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
@@ -862,9 +862,16 @@ _NETWORK_DOC = """
         than :class:`DBN`'s (500, 500, 2000), which is Hinton et al.'s MNIST net: it fits
         small data sets such as the 8x8 digits in about a second (0.97-0.98 held-out
         accuracy there). Use deeper stacks for images of MNIST size.
-    activation : {"logistic", "tanh", "relu", "identity"}, default="logistic"
-        Hidden activation. Pretrained RBM units are logistic: that is the faithful unrolling;
-        other activations start from the same weights but compute another function.
+    activation : {"logistic", "tanh", "relu", "elu", "identity"}, default="logistic"
+        Hidden activation. "elu" is the exponential linear unit with alpha = 1 (Clevert et
+        al. 2016): ``x`` for ``x > 0``, ``exp(x) - 1`` otherwise. Pretrained RBM units are
+        logistic: that is the faithful unrolling; other activations start from the same
+        weights but compute another function. The stack is the same for every activation,
+        "relu" and "elu" included: Bernoulli RBMs, each upper one modelling the hidden
+        probabilities (in [0, 1]) of the one below. No RBM unit has an ELU as its mean, and
+        the noisy rectified units of :class:`BernoulliRBM` (``hidden_units="nrelu"``) are
+        not used for "relu" either. With ``pretrain=False``, "tanh", "relu" and "elu" start
+        from scikit-learn's Glorot-style bound ``sqrt(6 / (n_in + n_out))``.
     solver : {"adam", "sgd"}, default="adam"
         Adam, or SGD with (Nesterov) momentum (scikit-learn's semantics). Adam is the
         default, as in scikit-learn's MLP: a softmax or linear output on pretrained
@@ -1021,6 +1028,8 @@ _REFERENCES = """
     networks. Science 313.
     X. Glorot, Y. Bengio (2010). Understanding the difficulty of training deep feedforward
     neural networks. AISTATS.
+    D.-A. Clevert, T. Unterthiner, S. Hochreiter (2016). Fast and accurate deep network
+    learning by exponential linear units (ELUs). ICLR.
 """
 
 

@@ -42,6 +42,7 @@ def quiet(estimator, *args, **kwargs):
 @parametrize_with_checks([
     DBN(), DBNClassifier(), DBNRegressor(),
     DBN(hidden_layer_sizes=(6, 4), n_iter=2, dtype="float32"),
+    DBNClassifier(activation="elu"),
 ])
 def test_sklearn_compatible(estimator, check):
     check(estimator)
@@ -64,6 +65,33 @@ def test_classifier_defaults_reach_97_percent_on_digits(digits_split):
     assert len(clf.rbms_) == 1 and clf.rbms_[0].n_iter_ == 20
     assert clf.first_layer_ == "bernoulli" and clf.input_mean_ is None
     assert clf._batch_rows(len(X_train)) == 200 and clf.validation_scores_ is None
+
+
+def test_elu_classifier_at_defaults(digits_split, tmp_path):
+    """activation="elu" at otherwise default parameters: the pretrained stack (Bernoulli
+    RBMs, as for every activation) fine-tuned through ELU units reaches the logistic
+    net's floor; the layout stores ELU's code and survives save / load."""
+    from fastrbm._kernels import backprop as bp
+
+    X_train, X_test, y_train, y_test = digits_split
+    clf = quiet(DBNClassifier(activation="elu", random_state=0), X_train, y_train)
+    assert clf.score(X_test, y_test) >= 0.97
+    assert len(clf.rbms_) == 1 and clf.rbms_[0].hidden_units == "bernoulli"
+    assert list(clf._layout[:, bp.ACT]) == [bp.ACT_ELU, bp.ACT_SOFTMAX]
+    # the hidden layer computes ELU of the affine map (negative outputs in (-1, 0))
+    Z = X_test @ clf.coefs_[0] + clf.intercepts_[0]
+    H = np.where(Z > 0, Z, np.expm1(np.minimum(Z, 0)))
+    assert (H < 0).any() and H.min() > -1
+    O = H @ clf.coefs_[1] + clf.intercepts_[1]
+    P = np.exp(O - O.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(clf.predict_proba(X_test), P / P.sum(axis=1, keepdims=True),
+                               rtol=1e-4, atol=1e-6)
+    clf.save(tmp_path / "elu.npz")
+    loaded = DBNClassifier.load(tmp_path / "elu.npz")
+    assert loaded.activation == "elu"
+    np.testing.assert_array_equal(loaded.predict_proba(X_test), clf.predict_proba(X_test))
+    with pytest.raises(ValueError, match="activation"):
+        DBNClassifier(activation="selu").fit(X_train, y_train)
 
 
 @pytest.mark.parametrize("load", [load_diabetes, lambda return_X_y: make_friedman1(
@@ -197,7 +225,7 @@ def test_pretrained_weights_initialise_the_net(digits):
                                rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("activation", ["logistic", "relu"])
+@pytest.mark.parametrize("activation", ["logistic", "relu", "elu"])
 def test_init_scale_multiplies_the_random_initial_weights(digits, activation):
     X, y = digits
     nets = [quiet(DBNClassifier(hidden_layer_sizes=(12, 8), activation=activation,
@@ -216,6 +244,7 @@ def test_init_scale_multiplies_the_random_initial_weights(digits, activation):
     dict(solver="adam", learning_rate_init=0.01), dict(solver="sgd"), dict(dropout=0.2),
     dict(batch_norm=True), dict(max_grad_norm=1.0),
     dict(activation="relu", pretrain=False), dict(activation="tanh"),
+    dict(activation="elu", pretrain=False), dict(activation="elu"),
     dict(solver="sgd", learning_rate="invscaling", power_t=0.1, learning_rate_init=0.3),
     dict(solver="sgd", nesterovs_momentum=False),
 ])
