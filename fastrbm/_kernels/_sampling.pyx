@@ -47,6 +47,7 @@ cdef extern from "_transpose.h" nogil:
 
 
 cdef extern from "_simd.h" nogil:
+    uint64_t frb_splitmix64(uint64_t x)
     uint64_t frb_row_key(uint64_t seed, uint64_t counter, uint64_t row)
     void frb_sigmoid_f32(const float *acc, float scale, const float *bias, float *prob,
                          Py_ssize_t n)
@@ -390,6 +391,27 @@ cdef void _dgemm_ilp64(char *ta, char *tb, int64_t *m, int64_t *n, int64_t *k, d
 def ilp64_fallback_addresses():
     """Addresses of the ILP64 ``(sgemm, dgemm)`` that forward to scipy's BLAS."""
     return <size_t> &_sgemm_ilp64, <size_t> &_dgemm_ilp64
+
+
+# The rules the Numba backprop engine repeats across the engine boundary (it cannot call
+# these inline functions); tests/test_engine_rules.py pins both engines' versions equal.
+def block_size(Py_ssize_t dim, int n_blocks):
+    """Column-block width of :func:`_block_size` (backprop: ``_blocks``)."""
+    return _block_size(dim, n_blocks)
+
+
+def splitmix64(uint64_t x):
+    """One SplitMix64 step, increment included (backprop: ``_splitmix64(x + golden)``)."""
+    return frb_splitmix64(x)
+
+
+def row_major_gemm(str transa, str transb, const floating[:, ::1] A,
+                   const floating[:, ::1] B, floating[:, ::1] C):
+    """``C = op(A) @ op(B)`` through :func:`_gemm` (backprop: ``_gemm``), whole arrays."""
+    cdef char ta = ord(transa), tb = ord(transb)
+    cdef Py_ssize_t k = A.shape[0] if transa == "T" else A.shape[1]
+    _gemm(ta, tb, C.shape[0], C.shape[1], k, 1, &A[0, 0], A.shape[1], &B[0, 0], B.shape[1],
+          0, &C[0, 0], C.shape[1])
 
 
 def _check_log_var(log_var, Py_ssize_t nv):
