@@ -10,7 +10,6 @@ The estimators own parameters, validation, seeds and initialisation; the epoch l
 (schedules, early stopping, roll-back on divergence or Ctrl-C) and the nets' fitted state
 are ``fastrbm._network``'s; every mini-batch runs in compiled code.
 """
-import contextlib
 import warnings
 from numbers import Integral, Real
 
@@ -24,17 +23,15 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.metrics import accuracy_score, r2_score
-from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
-from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.sparsefuncs import mean_variance_axis
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._kernels import _sampling
 from ._kernels import backprop as _bp
-from ._network import NetworkTrainer, engine_array
+from ._network import (ClassifierOutput, DenseTrainer, RegressorOutput, check_standardisation,
+                       engine_array, mean_and_scale, unchanged_on_error)
 from ._persistence import CheckpointMixin
 from ._utils import blas_threads, draw_seed, engine_blocks, engine_threads, fit_dtype
 from .rbm import BernoulliRBM, GaussianBernoulliRBM
@@ -56,40 +53,6 @@ _AUTO_PRETRAIN_LEARNING_RATES = {"bernoulli": 0.1, "gaussian": 0.01}
 # cost of pretraining is then bounded by the budget, not by the number of rows.
 _PRETRAIN_UPDATES = 6000
 _PRETRAIN_MAX_EPOCHS = 20
-
-# Fine-tuning learning_rate_init "auto" by (solver, task). Adam: 0.003 lets the pretrained
-# net reach its accuracy within the default epochs on small sets (0.001, scikit-learn's
-# default, stops short on the plateau of the loss); standardised regression targets take
-# 0.01. SGD with momentum 0.9: 0.1 for a softmax on [0, 1] features, 0.01 for the squared
-# error, whose gradient is not bounded.
-# n_iter_no_change "auto" by task: a logistic net fitting standardised regression targets
-# sits near the linear fit for tens of epochs before it bends (a smooth 4-feature target:
-# R^2 0.52 when 10 epochs of patience end it there, 0.97 with 50), while classification
-# keeps scikit-learn's 10.
-_AUTO_PATIENCE = {"classification": 10, "regression": 50}
-
-_AUTO_LEARNING_RATES = {("adam", "classification"): 0.003, ("adam", "regression"): 0.01,
-                        ("sgd", "classification"): 0.1, ("sgd", "regression"): 0.01}
-
-# early_stopping "auto" holds out a validation set above this many rows (the rule of
-# scikit-learn's HistGradientBoosting): on large data it ends the long plateau of slow
-# training-loss gains.
-_EARLY_STOPPING_ROWS = 10000
-
-
-
-@contextlib.contextmanager
-def _unchanged_on_error(estimator):
-    """Restore the estimator's attributes when the block raises: a rejected call (bad
-    data or parameters) leaves a fitted model as it was."""
-    before = dict(estimator.__dict__)
-    try:
-        yield
-    except BaseException:
-        estimator.__dict__.clear()
-        estimator.__dict__.update(before)
-        raise
-
 
 def _rbm_class(first_layer, layer):
     return _FIRST_LAYER_CLASSES[first_layer] if layer == 0 else BernoulliRBM
@@ -114,17 +77,9 @@ def _standardisation(X, first_layer):
         return None, None
     if sp.issparse(X):
         _, var = mean_variance_axis(X, axis=0)
-        return _mean_and_scale(np.zeros(X.shape[1]), var, X.dtype)
-    return _mean_and_scale(X.mean(axis=0, dtype=np.float64), X.var(axis=0, dtype=np.float64),
+        return mean_and_scale(np.zeros(X.shape[1]), var, X.dtype)
+    return mean_and_scale(X.mean(axis=0, dtype=np.float64), X.var(axis=0, dtype=np.float64),
                            X.dtype)
-
-
-def _mean_and_scale(mean, var, dtype):
-    """``(mean, standard deviation)`` in ``dtype``, the scale of a constant column 1: the
-    one rule for the inputs' and the regression targets' standardisation."""
-    scale = np.sqrt(var)
-    scale[scale < 10 * np.finfo(dtype).eps] = 1.0
-    return mean.astype(dtype), scale.astype(dtype)
 
 
 def _standardised(X, mean, scale):
@@ -137,19 +92,6 @@ def _standardised(X, mean, scale):
             return sp.csr_matrix(X.multiply(1 / scale), dtype=X.dtype)
         X = X.toarray()
     return np.ascontiguousarray((X - mean) / scale)
-
-
-def _check_standardisation(mean, scale, n_features, dtype):
-    """Raise ValueError unless checkpointed ``(mean, scale)`` are both None or both finite
-    vectors of ``n_features`` in ``dtype``, the scale positive."""
-    if mean is None and scale is None:
-        return
-    for name, array in (("input or target mean", mean), ("input or target scale", scale)):
-        if not isinstance(array, np.ndarray) or array.shape != (n_features,) \
-                or array.dtype != dtype or not np.isfinite(array).all():
-            raise ValueError(f"the {name} does not fit {n_features} values in {dtype}")
-    if not (scale > 0).all():
-        raise ValueError("the input or target scale is not positive")
 
 
 def _pretrain_epochs(n_samples, batch_size):
@@ -442,7 +384,7 @@ class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self : DBN
             The fitted model.
         """
-        with _unchanged_on_error(self):
+        with unchanged_on_error(self):
             X = validate_data(self, X, accept_sparse="csr", dtype=fit_dtype(self.dtype),
                               reset=True)
             self.first_layer_ = _resolve_first_layer(self.first_layer, X)
@@ -544,7 +486,7 @@ class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         dtype = self.rbms_[0].components_.dtype if self.rbms_ else None
         _check_loaded_stack(self.rbms_, self.n_features_in_, None, dtype)
         _check_first_layer(self.first_layer_, self.rbms_[0])
-        _check_standardisation(self.input_mean_, self.input_scale_, self.n_features_in_,
+        check_standardisation(self.input_mean_, self.input_scale_, self.n_features_in_,
                                dtype)
 
     @property
@@ -563,14 +505,14 @@ class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 # ----------------------------------------------------------------------------------------
 # Fine-tuned networks
 # ----------------------------------------------------------------------------------------
-class _BaseDBNNetwork(NetworkTrainer, CheckpointMixin, BaseEstimator):
+class _BaseDBNNetwork(DenseTrainer, CheckpointMixin, BaseEstimator):
     """Parameters, validation and initialisation shared by DBNClassifier and DBNRegressor
-    (the output layer, loss and labels differ); training is :class:`NetworkTrainer`'s."""
+    (the output layer, loss and labels differ); training is :class:`~fastrbm._network.DenseTrainer`'s."""
 
     # Fitted state kept by save/load: everything ``partial_fit`` reads, so a loaded model
     # resumes bit-identically (optimizer moments and step count, batch-norm running
     # statistics, the dropout/shuffle seed, schedule and early-stopping bookkeeping).
-    _checkpoint_arrays = NetworkTrainer._network_arrays + (
+    _checkpoint_arrays = DenseTrainer._network_arrays + (
         "gradient_norms_", "initial_gradient_norms_", "input_mean_", "input_scale_")
     _checkpoint_values = ("n_features_in_", "first_layer_", "n_outputs_", "n_layers_",
                           "out_activation_",
@@ -686,40 +628,12 @@ class _BaseDBNNetwork(NetworkTrainer, CheckpointMixin, BaseEstimator):
              "k": ("k", self.k), "persistent": ("persistent", self.persistent)},
             dict(dtype=dtype.name, n_jobs=self.n_jobs, verbose=self.verbose), n_samples)
 
-    def _early_stopping(self, n_samples, incremental):
-        """Whether this fit holds out a validation set ("auto": above 10000 rows; never in
-        partial_fit, as scikit-learn's MLP)."""
-        if incremental:
-            return False
-        if self.early_stopping == "auto":
-            return n_samples > _EARLY_STOPPING_ROWS
-        return bool(self.early_stopping)
-
-    def _task(self):
-        return "regression" if self._out_activation(2) == "identity" else "classification"
-
-    def _learning_rate_init(self):
-        if self.learning_rate_init != "auto":
-            return float(self.learning_rate_init)
-        return _AUTO_LEARNING_RATES[self.solver, self._task()]
-
-    def _patience(self):
-        """``n_iter_no_change`` with "auto" resolved (see _AUTO_PATIENCE)."""
-        if self.n_iter_no_change != "auto":
-            return int(self.n_iter_no_change)
-        return _AUTO_PATIENCE[self._task()]
-
-    def _batch_rows(self, n_samples):
-        if self.batch_size == "auto":
-            return max(1, min(200, n_samples))
-        return max(1, min(int(self.batch_size), n_samples))
-
     # ------------------------------------------------------------------------------
     # fitting
 
     def _fit(self, X, y, *, incremental, classes=None):
         """Validate (leaving the model untouched on error), initialise, train."""
-        with _unchanged_on_error(self):
+        with unchanged_on_error(self):
             first = not hasattr(self, "_theta") or not (incremental or self.warm_start)
             X, y = validate_data(self, X, y, dtype=fit_dtype(self.dtype) if first
                                  else self._theta.dtype, order="C", reset=first,
@@ -740,31 +654,17 @@ class _BaseDBNNetwork(NetworkTrainer, CheckpointMixin, BaseEstimator):
             early_stopping = self._early_stopping(X.shape[0], incremental)
             X_val = y_val = None
             if early_stopping:
-                X, X_val, Y, _, _, y_val = train_test_split(
-                    X, Y, y, random_state=rng, test_size=self.validation_fraction,
-                    stratify=y if isinstance(self, ClassifierMixin) else None)
-                if X_val.shape[0] < 2:
-                    raise ValueError(
-                        f"validation_fraction={self.validation_fraction} leaves "
-                        f"{X_val.shape[0]} validation samples; early stopping needs at least 2")
-                X, Y = engine_array(X), engine_array(Y)
+                X, X_val, Y, y_val = self._validation_split(X, Y, y, rng)
             stack = self._pretrain_stack(X.shape[0], X.dtype) if self.pretrain and first \
                 else None
         completed = self._initialize(X, Y, layout, n_params, n_state, dropout, stack, rng) \
             if first else True
         if first or not incremental:  # a fresh optimizer, as scikit-learn's MLP
-            self._reset_optimizer()
-            self._steps = 0
-            self._current_lr = self._learning_rate_init()
-            self._seed = draw_seed(rng) >> 1  # dropout masks; int64 for the kernels
-            self._no_improvement_count = 0
-            self.validation_scores_ = [] if early_stopping else None
-            self.best_validation_score_ = -np.inf if early_stopping else None
-            self.best_loss_ = None if early_stopping else (
-                self.best_loss_ if self.best_loss_ is not None else np.inf)
+            self._start_training(rng, early_stopping)
         if completed:  # Ctrl-C during pretraining: no fine-tuning
-            self._run_epochs(X, Y, dropout, 1 if incremental else self.max_iter, rng,
-                             incremental, early_stopping, X_val, y_val)
+            self._run_epochs(self._training_engine(X, Y, dropout), X.shape[0],
+                             1 if incremental else self.max_iter, rng, incremental,
+                             early_stopping, X_val, y_val)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -785,11 +685,6 @@ class _BaseDBNNetwork(NetworkTrainer, CheckpointMixin, BaseEstimator):
             The fitted model.
         """
         return self._fit(X, y, incremental=False)
-
-    def _shuffle_rng(self):
-        # partial_fit: one stream per call, reproducible from the fit's seed and progress
-        return np.random.RandomState(np.random.SeedSequence(
-            [self._seed, self.n_iter_]).generate_state(1))
 
     def _initialize(self, X, Y, layout, n_params, n_state, dropout, stack, rng):
         dtype = X.dtype
@@ -829,7 +724,7 @@ class _BaseDBNNetwork(NetworkTrainer, CheckpointMixin, BaseEstimator):
 
     def _checkpoint_restore(self, state):
         """Set the loaded state after checking it (see CheckpointMixin): the network arrays
-        against the layout table (:meth:`NetworkTrainer._check_network`), then the RBM stack
+        against the layout table (:meth:`DenseTrainer._check_network`), then the RBM stack
         and the input standardisation."""
         super()._checkpoint_restore(state)
         sizes = self._check_network()
@@ -837,7 +732,7 @@ class _BaseDBNNetwork(NetworkTrainer, CheckpointMixin, BaseEstimator):
             _check_loaded_stack(self.rbms_, self.n_features_in_, sizes[1:-1],
                                 self._theta.dtype)
         _check_first_layer(self.first_layer_, self.rbms_[0] if self.rbms_ else None)
-        _check_standardisation(self.input_mean_, self.input_scale_, self.n_features_in_,
+        check_standardisation(self.input_mean_, self.input_scale_, self.n_features_in_,
                                self._theta.dtype)
 
     # ------------------------------------------------------------------------------
@@ -1033,7 +928,7 @@ _REFERENCES = """
 """
 
 
-class DBNClassifier(ClassifierMixin, _BaseDBNNetwork):
+class DBNClassifier(ClassifierMixin, ClassifierOutput, _BaseDBNNetwork):
     __doc__ = """DBN classifier: greedy RBM pretraining, then fine-tuning by backprop.
 
     With ``pretrain=True`` the hidden layers are pretrained as an RBM stack (see
@@ -1070,77 +965,7 @@ class DBNClassifier(ClassifierMixin, _BaseDBNNetwork):
     True
     """
 
-    @staticmethod
-    def _out_activation(n_outputs):
-        return "logistic" if n_outputs == 1 else "softmax"
-
-    _target_checks = {}  # validate_data's defaults for y: one column, any label type
-
-    def _encode_targets(self, y, dtype, *, first, incremental, classes):
-        """The one-hot targets the engine trains on; sets ``classes_`` on a first fit."""
-        if first or not incremental:
-            # later partial_fit chunks: _one_hot refuses any label outside classes_, which
-            # covers what type_of_target would (1 ms of each call on 18000 labels)
-            check_classification_targets(y)
-        if incremental and first:
-            if classes is None:
-                raise ValueError("classes must be passed on the first call to partial_fit.")
-            self.classes_ = unique_labels(classes)
-        elif incremental and classes is not None and not np.array_equal(
-                unique_labels(classes), self.classes_):
-            raise ValueError(f"classes={classes!r} is not the same as on the first call to "
-                             f"partial_fit, was {self.classes_!r}")
-        elif first:
-            self.classes_ = unique_labels(y)
-        elif self.warm_start and not incremental and not np.array_equal(
-                unique_labels(y), self.classes_):
-            raise ValueError(f"warm_start needs y with the classes of the previous fit "
-                             f"{self.classes_}; y has {unique_labels(y)}")
-        if self.classes_.size < 2:
-            raise ValueError(f"{type(self).__name__} needs samples of at least 2 classes in "
-                             f"the data, but the data contains only one class: "
-                             f"{self.classes_[0]!r}")
-        return self._one_hot(y, dtype)
-
-    def _one_hot(self, y, dtype):
-        """LabelBinarizer's encoding of y over ``classes_`` (one 0/1 column for two classes),
-        by a binary search in the sorted classes: LabelBinarizer's fit and transform
-        re-derived the label type and the classes from y each call (about 3 ms of a
-        partial_fit on 18000 digits, a tenth of its epoch)."""
-        try:
-            index = np.searchsorted(self.classes_, y)
-        except TypeError:  # labels not comparable with classes_ (say, str against int)
-            index = np.zeros(y.shape[0], np.intp)
-        found = self.classes_[np.minimum(index, self.classes_.size - 1)] == y
-        if not np.all(found):
-            unknown = y[~found]
-            try:
-                unknown = np.unique(unknown)
-            except TypeError:  # mixed label types: list them as they come
-                unknown = list(dict.fromkeys(unknown.tolist()))
-            raise ValueError(f"y has classes not in classes_ {self.classes_}: {unknown}")
-        if self.classes_.size == 2:
-            return index.astype(dtype).reshape(-1, 1)
-        Y = np.zeros((y.shape[0], self.classes_.size), dtype)
-        Y[np.arange(y.shape[0]), index] = 1
-        return Y
-
-    def _validation_score(self, X, y):
-        return float(accuracy_score(y, self._labels(self._forward(X))))
-
-    _checkpoint_arrays = _BaseDBNNetwork._checkpoint_arrays + ("classes_",)
-
-    def _checkpoint_restore(self, state):
-        """Set the loaded state, checking that ``classes_`` fits the output layer."""
-        super()._checkpoint_restore(state)
-        if self.n_outputs_ != (1 if self.classes_.size == 2 else self.classes_.size):
-            raise ValueError(f"{self.classes_.size} classes do not fit "
-                             f"{self.n_outputs_} outputs")
-
-    def _labels(self, P):
-        if P.shape[1] == 1:
-            return self.classes_[(P[:, 0] > 0.5).astype(np.intp)]
-        return self.classes_[P.argmax(axis=1)]
+    _checkpoint_arrays = _BaseDBNNetwork._checkpoint_arrays + ClassifierOutput.output_arrays
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None):
@@ -1162,57 +987,8 @@ class DBNClassifier(ClassifierMixin, _BaseDBNNetwork):
         """
         return self._fit(X, y, incremental=True, classes=classes)
 
-    def predict_proba(self, X):
-        """Class probabilities.
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input data.
-
-        Returns
-        -------
-        P : ndarray of shape (n_samples, n_classes)
-            Probability of each class (columns in the order of ``classes_``).
-        """
-        P = self._validated_forward(X)
-        if P.shape[1] == 1:
-            return np.hstack([1 - P, P])
-        return P
-
-    def predict_log_proba(self, X):
-        """Logarithm of :meth:`predict_proba`.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input data.
-
-        Returns
-        -------
-        log_P : ndarray of shape (n_samples, n_classes)
-            Log-probability of each class.
-        """
-        with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
-
-    def predict(self, X):
-        """Most probable class.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input data.
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples,)
-            Predicted labels.
-        """
-        return self._labels(self._validated_forward(X))
-
-
-class DBNRegressor(RegressorMixin, _BaseDBNNetwork):
+class DBNRegressor(RegressorMixin, RegressorOutput, _BaseDBNNetwork):
     __doc__ = """DBN regressor: greedy RBM pretraining, then fine-tuning by backprop.
 
     As :class:`DBNClassifier` with a linear output layer and the squared error
@@ -1244,40 +1020,7 @@ class DBNRegressor(RegressorMixin, _BaseDBNNetwork):
     (200,)
     """
 
-    @staticmethod
-    def _out_activation(n_outputs):
-        return "identity"
-
-    _target_checks = dict(multi_output=True, y_numeric=True)
-    _checkpoint_arrays = _BaseDBNNetwork._checkpoint_arrays + ("target_mean_",
-                                                               "target_scale_")
-
-    def _checkpoint_restore(self, state):
-        """Set the loaded state, checking the target standardisation's shape."""
-        super()._checkpoint_restore(state)
-        if self.target_mean_ is None:
-            raise ValueError("the target mean and scale are missing")
-        _check_standardisation(self.target_mean_, self.target_scale_, self.n_outputs_,
-                               self._theta.dtype)
-
-    def _encode_targets(self, y, dtype, *, first, incremental, classes):
-        """The standardised targets the engine trains on; a first fit sets
-        ``target_mean_`` and ``target_scale_`` (constant targets get scale 1)."""
-        Y = np.asarray(y, dtype=np.float64).reshape(y.shape[0], -1)
-        if first:
-            self.target_mean_, self.target_scale_ = _mean_and_scale(
-                Y.mean(axis=0), Y.var(axis=0), dtype)
-        elif Y.shape[1] != self.n_outputs_:
-            raise ValueError(f"y has {Y.shape[1]} targets, the model was fitted with "
-                             f"{self.n_outputs_}")
-        return engine_array(((Y - self.target_mean_) / self.target_scale_).astype(dtype))
-
-    def _targets(self, out):
-        """Network outputs mapped back to the units of y."""
-        return out * self.target_scale_ + self.target_mean_
-
-    def _validation_score(self, X, y):
-        return float(r2_score(y, self._targets(self._forward(X))))
+    _checkpoint_arrays = _BaseDBNNetwork._checkpoint_arrays + RegressorOutput.output_arrays
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y):
@@ -1296,24 +1039,3 @@ class DBNRegressor(RegressorMixin, _BaseDBNNetwork):
             The updated model.
         """
         return self._fit(X, y, incremental=True)
-
-    def predict(self, X):
-        """Predicted targets.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Input data.
-
-        Returns
-        -------
-        y : ndarray of shape (n_samples,) or (n_samples, n_targets)
-            Predictions (1-D when fitted on a 1-D y).
-        """
-        out = self._targets(self._validated_forward(X))
-        return out.ravel() if out.shape[1] == 1 else out
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        return tags
