@@ -15,6 +15,8 @@ _LAZY = {
     "DBN": "dbn",
     "DBNClassifier": "dbn",
     "DBNRegressor": "dbn",
+    "RNNClassifier": "rnn",
+    "RNNRegressor": "rnn",
     "log_partition": "likelihood",
     "set_progress_bar": "_progress",
 }

@@ -192,16 +192,17 @@ class NetworkTrainer:
         return np.random.RandomState(np.random.SeedSequence(
             [self._seed, self.n_iter_]).generate_state(1))
 
-    def _validation_split(self, X, Y, y, rng):
-        """scikit-learn MLP's held-out split (stratified for classifiers)."""
-        X, X_val, Y, _, _, y_val = train_test_split(
-            X, Y, y, random_state=rng, test_size=self.validation_fraction,
+    def _validation_indices(self, y, rng):
+        """scikit-learn MLP's held-out split (stratified for classifiers): the training
+        rows, the validation rows and the validation labels."""
+        train, val = train_test_split(
+            np.arange(y.shape[0]), random_state=rng, test_size=self.validation_fraction,
             stratify=y if self._task() == "classification" else None)
-        if X_val.shape[0] < 2:
+        if val.size < 2:
             raise ValueError(
                 f"validation_fraction={self.validation_fraction} leaves "
-                f"{X_val.shape[0]} validation samples; early stopping needs at least 2")
-        return engine_array(X), X_val, engine_array(Y), y_val
+                f"{val.size} validation samples; early stopping needs at least 2")
+        return train, val, y[val]
 
     def _start_training(self, rng, early_stopping):
         """A fresh optimizer and stopping state, as scikit-learn's MLP at every fit."""
@@ -522,10 +523,12 @@ class ClassifierOutput:
         P : ndarray of shape (n_samples, n_classes)
             Probability of each class (columns in the order of ``classes_``).
         """
-        P = self._validated_forward(X)
-        if P.shape[1] == 1:
-            return np.hstack([1 - P, P])
-        return P
+        return self._probabilities(self._validated_forward(X))
+
+    @staticmethod
+    def _probabilities(P):
+        """Class probabilities from the output layer (two columns for a logistic unit)."""
+        return np.hstack([1 - P, P]) if P.shape[1] == 1 else P
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`.

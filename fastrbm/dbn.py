@@ -654,7 +654,9 @@ class _BaseDBNNetwork(DenseTrainer, CheckpointMixin, BaseEstimator):
             early_stopping = self._early_stopping(X.shape[0], incremental)
             X_val = y_val = None
             if early_stopping:
-                X, X_val, Y, y_val = self._validation_split(X, Y, y, rng)
+                train, val, y_val = self._validation_indices(y, rng)
+                X_val = X[val]
+                X, Y = engine_array(X[train]), engine_array(Y[train])
             stack = self._pretrain_stack(X.shape[0], X.dtype) if self.pretrain and first \
                 else None
         completed = self._initialize(X, Y, layout, n_params, n_state, dropout, stack, rng) \

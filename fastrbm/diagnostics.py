@@ -20,7 +20,7 @@ Examples
 """
 import numpy as np
 
-__all__ = ["gradient_norm_summary", "format_gradient_norms"]
+__all__ = ["gradient_norm_summary", "format_gradient_norms", "gradient_through_time_summary"]
 
 
 def gradient_norm_summary(model):
@@ -28,9 +28,10 @@ def gradient_norm_summary(model):
 
     Parameters
     ----------
-    model : fitted DBNClassifier or DBNRegressor
+    model : fitted DBNClassifier, DBNRegressor, RNNClassifier or RNNRegressor
         Anything with ``initial_gradient_norms_`` (n_layers,), ``gradient_norms_``
-        (n_epochs, n_layers) and ``coefs_``.
+        (n_epochs, n_layers) and ``coefs_`` (the recurrent nets: one entry per parameter
+        group, ``W_1, U_1, ..., W_out``).
 
     Returns
     -------
@@ -49,7 +50,8 @@ def gradient_norm_summary(model):
         "first_epoch": per_epoch[0] if len(per_epoch) else None,
         "last_epoch": per_epoch[-1] if len(per_epoch) else None,
     }
-    layers = [f"{l + 1}: {W.shape[0]}x{W.shape[1]}" for l, W in enumerate(model.coefs_)]
+    layers = model._gradient_groups() if hasattr(model, "_gradient_groups") else \
+        [f"{l + 1}: {W.shape[0]}x{W.shape[1]}" for l, W in enumerate(model.coefs_)]
     ratio = {key: None if norms is None else _ratio(norms[0], norms[-1])
              for key, norms in rows.items()}
     return {"layers": layers, **rows, "ratio": ratio}
@@ -86,3 +88,51 @@ def format_gradient_norms(model):
              for key, _ in columns]
     lines.append(f"{'first/last ratio':<{width}}" + "".join(f"{c:>12}" for c in cells))
     return "\n".join(lines)
+
+
+def gradient_through_time_summary(model):
+    """The gradient reaching each time step of a fitted recurrent net, and its
+    first-to-last-step ratio.
+
+    Backpropagation through time multiplies the error signal by the recurrent Jacobian
+    once per step, so in a plain recurrent net the gradient with respect to early hidden
+    states shrinks (or, with large recurrent weights, grows) geometrically with the
+    distance from the output (Bengio, Simard & Frasconi 1994; Pascanu, Mikolov & Bengio
+    2013); the LSTM's additive cell state keeps it (Hochreiter & Schmidhuber 1997).
+
+    Parameters
+    ----------
+    model : fitted RNNClassifier or RNNRegressor
+        Anything with ``initial_gradient_norms_through_time_`` (n_steps,) and
+        ``gradient_norms_through_time_`` (n_epochs, n_steps).
+
+    Returns
+    -------
+    summary : dict
+        ``"initial"``, ``"first_epoch"``, ``"last_epoch"``: ndarray of shape (n_steps,),
+        the norm of dL/dh_t for t = 0 .. n_steps - 1 (the epoch entries are None before
+        any epoch); ``"ratio"``: the same keys, each ``norm[t=0] / norm[t=n_steps-1]``.
+        A ratio far below 1: the first steps barely receive a gradient (vanishing); far
+        above 1: exploding.
+
+    Examples
+    --------
+    >>> from fastrbm import RNNRegressor
+    >>> from fastrbm.datasets import make_adding_problem
+    >>> from fastrbm.diagnostics import gradient_through_time_summary
+    >>> X, y = make_adding_problem(n_samples=200, n_steps=30, random_state=0)
+    >>> rnn = RNNRegressor((16,), cell="sigmoid", max_iter=2, random_state=0).fit(X, y)
+    >>> gradient_through_time_summary(rnn)["ratio"]["initial"] < 1e-3
+    True
+    """
+    initial = np.asarray(model.initial_gradient_norms_through_time_, dtype=np.float64)
+    per_epoch = np.asarray(model.gradient_norms_through_time_,
+                           dtype=np.float64).reshape(-1, initial.size)
+    rows = {
+        "initial": initial,
+        "first_epoch": per_epoch[0] if len(per_epoch) else None,
+        "last_epoch": per_epoch[-1] if len(per_epoch) else None,
+    }
+    ratio = {key: None if norms is None else _ratio(norms[0], norms[-1])
+             for key, norms in rows.items()}
+    return {**rows, "ratio": ratio}

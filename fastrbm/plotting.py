@@ -21,7 +21,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["plot_filters", "plot_samples", "plot_learning_curve", "plot_gradient_norms"]
+__all__ = ["plot_filters", "plot_samples", "plot_learning_curve", "plot_gradient_norms",
+           "plot_gradient_norms_through_time"]
 
 _INSTALL_HINT = 'pip install "fastrbm[plot]"'
 _LINESTYLES = ("-", "--", ":", "-.")
@@ -436,6 +437,78 @@ def plot_gradient_norms(model_or_array, *, labels=None, layer_names=None, ax=Non
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("gradient norm")
+    ax.legend(loc="best", fontsize="small")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_gradient_norms_through_time(model_or_array, *, epochs=None, ax=None,
+                                     title="Gradient norm through time"):
+    """Plot ||dL/dh_t|| against the time step t, one line per epoch, on a log scale.
+
+    The vanishing gradient through time: in a plain recurrent net the norm falls
+    geometrically from the last step (where the output reads the state) towards the
+    first; an LSTM keeps it level (Hochreiter & Schmidhuber 1997; Pascanu, Mikolov &
+    Bengio 2013).
+
+    Parameters
+    ----------
+    model_or_array : fitted RNNClassifier or RNNRegressor, or array-like
+        A recurrent net with ``gradient_norms_through_time_`` of shape (n_epochs, n_steps)
+        (its ``initial_gradient_norms_through_time_`` is drawn as "initial"), or such an
+        array itself.
+    epochs : list of int, default=None
+        Epochs to draw (1-based; 0 is the initial weights); None: the initial weights and
+        up to five epochs spread over training.
+    ax : matplotlib Axes, default=None
+        Axes to draw into; None makes a new figure.
+    title : str or None, default="Gradient norm through time"
+        Title of the axes.
+
+    Returns
+    -------
+    fig : matplotlib Figure
+        The figure holding the curves.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastrbm.plotting import plot_gradient_norms_through_time
+    >>> norms = np.array([[1e-6, 1e-4, 1e-2], [1e-5, 1e-3, 1e-2]])  # 2 epochs, 3 steps
+    >>> fig = plot_gradient_norms_through_time(norms)
+    >>> fig.axes[0].get_yscale()
+    'log'
+    """
+    initial = None
+    if hasattr(model_or_array, "gradient_norms_through_time_"):
+        norms = model_or_array.gradient_norms_through_time_
+        initial = model_or_array.initial_gradient_norms_through_time_
+    elif hasattr(model_or_array, "fit"):
+        raise TypeError(f"{type(model_or_array).__name__} has no "
+                        "gradient_norms_through_time_; fit a recurrent net first")
+    else:
+        norms = model_or_array
+    norms = np.asarray(norms, dtype=np.float64)
+    if norms.ndim != 2 or norms.shape[1] == 0 or not np.isfinite(norms).all() \
+            or (norms < 0).any():
+        raise ValueError(f"gradient norms through time must be a finite, non-negative 2-D "
+                         f"array of shape (n_epochs, n_steps); got shape {norms.shape}")
+    rows = {0: np.asarray(initial, dtype=np.float64)} if initial is not None else {}
+    rows.update({e + 1: norms[e] for e in range(norms.shape[0])})
+    if epochs is None:
+        picked = np.unique(np.linspace(1, norms.shape[0], min(5, norms.shape[0])).round())
+        epochs = ([0] if initial is not None else []) + [int(e) for e in picked]
+    unknown = [e for e in epochs if e not in rows]
+    if unknown:
+        raise ValueError(f"epochs {unknown} not recorded (0 to {norms.shape[0]})")
+    fig, ax = _figure_and_axes(ax, figsize=(7, 4))
+    steps = np.arange(norms.shape[1])
+    for k, e in enumerate(epochs):
+        ax.plot(steps, rows[e], color=f"C{k}", label="initial" if e == 0 else f"epoch {e}")
+    ax.set_yscale("log")
+    ax.set_xlabel("time step t")
+    ax.set_ylabel("||dL/dh_t||")
     ax.legend(loc="best", fontsize="small")
     if title:
         ax.set_title(title)
