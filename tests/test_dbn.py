@@ -618,28 +618,13 @@ def test_divergence_raises_and_keeps_a_finite_model():
     assert np.isfinite(reg.predict(X)).all() and len(reg.loss_curve_) == reg.n_iter_
 
 
-def interrupt_second_call(monkeypatch, module, name):
-    """Ctrl-C reaches Python when a compiled epoch returns: simulate it after the second
-    call of ``module.name``. Returns the list of calls (clear it to re-arm)."""
-    real, calls = getattr(module, name), []
-
-    def interrupted_on_second_call(*args):
-        calls.append(1)
-        result = real(*args)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return result
-
-    monkeypatch.setattr(module, name, interrupted_on_second_call)
-    return calls
-
-
-def test_keyboard_interrupt_keeps_the_completed_epochs(digits, monkeypatch):
+def test_keyboard_interrupt_keeps_the_completed_epochs(digits, monkeypatch,
+                                                     interrupt_second_call):
     from fastrbm import dbn as dbn_module
 
     X, y = digits
     one_epoch = quiet(DBNClassifier(**{**SMALL_NET, "max_iter": 1}), X, y)
-    interrupt_second_call(monkeypatch, dbn_module._bp, "run_epoch")
+    interrupt_second_call(dbn_module._bp, "run_epoch")
     with pytest.warns(RuntimeWarning, match="interrupted"):
         clf = DBNClassifier(**SMALL_NET).fit(X, y)
     assert clf.n_iter_ == 1 and len(clf.loss_curve_) == 1 and len(clf.gradient_norms_) == 1
@@ -648,11 +633,11 @@ def test_keyboard_interrupt_keeps_the_completed_epochs(digits, monkeypatch):
     clf.partial_fit(X, y)  # still usable
 
 
-def test_keyboard_interrupt_during_pretraining(digits, monkeypatch):
+def test_keyboard_interrupt_during_pretraining(digits, monkeypatch, interrupt_second_call):
     from fastrbm import rbm as rbm_module
 
     X, y = digits
-    calls = interrupt_second_call(monkeypatch, rbm_module._sampling, "cd_epoch")
+    calls = interrupt_second_call(rbm_module._sampling, "cd_epoch")
     with pytest.warns(RuntimeWarning, match="interrupted"):
         dbn = DBN((8, 4), n_iter=3, random_state=0).fit(X)
     assert [r.n_iter_ for r in dbn.rbms_] == [1, 0]

@@ -154,19 +154,10 @@ def test_exploding_gradients_diverge_cleanly_and_clipping_trains(adding):
     assert clipped.loss_curve_[-1] < clipped.loss_curve_[0]
 
 
-def test_keyboard_interrupt_keeps_the_completed_epochs(order, monkeypatch):
+def test_keyboard_interrupt_keeps_the_completed_epochs(order, interrupt_second_call):
     X, y = order
     one_epoch = quiet(RNNClassifier(**{**SMALL, "max_iter": 1}), X, y)
-    real, calls = rnn_module._rnn.run_epoch, []
-
-    def interrupted_on_second_call(*args):
-        calls.append(1)
-        result = real(*args)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return result
-
-    monkeypatch.setattr(rnn_module._rnn, "run_epoch", interrupted_on_second_call)
+    interrupt_second_call(rnn_module._rnn, "run_epoch")
     with pytest.warns(RuntimeWarning, match="interrupted"):
         clf = RNNClassifier(**SMALL).fit(X, y)
     assert clf.n_iter_ == 1 and len(clf.gradient_norms_through_time_) == 1
