@@ -3,15 +3,19 @@ ones the estimators use, so a fit after it compiles nothing."""
 import numpy as np
 import pytest
 
-from fastrbm import DBNClassifier, DBNRegressor
+from fastrbm import DBNClassifier, DBNRegressor, RNNClassifier, RNNRegressor
 from fastrbm._kernels import backprop as bp
+from fastrbm._kernels import recurrent as rnn
 from fastrbm._kernels.precompile import compile_engines
 
 KERNELS = ("run_epoch", "run_epoch_parallel", "loss_grad", "predict")
 
 
 def _signature_counts():
-    return {name: len(getattr(bp, name).signatures) for name in KERNELS}
+    counts = {name: len(getattr(bp, name).signatures) for name in KERNELS}
+    counts["recurrent"] = sum(len(f.signatures) for f in vars(rnn).values()
+                              if hasattr(f, "signatures"))
+    return counts
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -29,4 +33,10 @@ def test_fits_after_compile_engines_compile_nothing(digits, dtype):
                   batch_size=200, random_state=0).fit(X, y).predict_proba(X)
     DBNRegressor(hidden_layer_sizes=(8,), max_iter=2, pretrain=False,
                  random_state=0).partial_fit(X, y.astype(dtype)).predict(X)
+    # recurrent nets: digits as 8 rows of 8 pixels, early stopping, lengths, partial_fit
+    S = X.reshape(-1, 8, 8)
+    RNNClassifier(hidden_layer_sizes=(4,), max_iter=2, early_stopping=True,
+                  random_state=0).fit(S, y, lengths=np.full(len(S), 6)).predict_proba(S)
+    RNNRegressor(hidden_layer_sizes=(4,), cell="tanh", solver="sgd",
+                 random_state=0).partial_fit(S[:, :, 0], y.astype(dtype)).predict(S[:, :, 0])
     assert _signature_counts() == before
