@@ -43,6 +43,7 @@ BAD_FLAGS = [
     (["demo", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
     (["demo", "--data", "cifar"], "argument --data: invalid choice: 'cifar'"),
     (["demo", "--hidden", "0"], "argument --hidden: expected a positive integer"),
+    (["demo", "--rnn-steps", "1"], "argument --rnn-steps: needs 0 or at least 2 steps"),
     (["bench", "--data", "cifar"], "argument --data: invalid choice: 'cifar'"),
     (["bench", "--peers", "sklearn,nope"], "argument --peers: unknown peer(s) nope"),
     (["bench", "--rounds", "-1"], "argument --rounds: expected a positive integer"),
@@ -212,7 +213,8 @@ def test_demo_compares_pretrained_and_random_init(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     out = tmp_path / "pictures"
     assert cli.main(["demo", "--epochs", "3", "--pretrain-epochs", "3", "--hidden", "16",
-                     "16", "--n-components", "16", "--out", str(out)]) == 0
+                     "16", "--n-components", "16", "--rnn-steps", "8", "--out",
+                     str(out)]) == 0
     text = capsys.readouterr().out
     assert "Deep logistic net 64-16-16-10: 3 fine-tuning epochs" in text
     rows = {line.split()[0]: line.split() for line in text.splitlines()
@@ -224,6 +226,12 @@ def test_demo_compares_pretrained_and_random_init(tmp_path, capsys):
     assert "Gradient norms per layer, pretrained:" in text
     assert "Gradient norms per layer, random init:" in text and "first/last ratio" in text
     assert "One RBM, 16 hidden units, PCD-1, 3 epochs" in text
+    assert "Recurrent nets, adding problem with 8 steps" in text
+    cells = {line.split()[0]: line.split() for line in text.splitlines()
+             if line.startswith(("sigmoid ", "tanh ", "lstm "))}
+    assert set(cells) == {"sigmoid", "tanh", "lstm"}
+    for row in cells.values():  # fit time, test MSE, two ratios
+        assert row[1].endswith("s") and 0 <= float(row[2]) and float(row[3]) > 0
     for name in ("gradient_norms.png", "learning_curve.png", "filters.png"):
         data = (out / name).read_bytes()
         assert data[:8] == PNG_SIGNATURE and len(data) > 2000, name
