@@ -19,19 +19,20 @@ Run: ``python bench/rnn_compare.py [--threads 1 2] [--rounds 3] [--rows N]
 [--only large|small]``.
 """
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from numba import njit
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
-from fastrbm._kernels import recurrent as rk  # noqa: E402
-from fastrbm._utils import blas_threads  # noqa: E402
+from fastrbm._kernels import recurrent as rk
+from fastrbm._kernels.backprop import _N, _T, _gemm_ilp64
+from fastrbm._utils import blas_threads
 
 LR = 1e-3
 
@@ -59,8 +60,8 @@ def fashion_rows(n_rows=None):
     if n_rows:
         X, y = X[:n_rows], y[:n_rows]
     X = np.ascontiguousarray(X, dtype=np.float32).reshape(len(X), 28, 28)
-    return dict(name=f"{source} rows, 28 steps x 28", X=X, Y=y.astype(np.int64), n_out=10,
-                hidden=128, batch=64, per_batch=False)
+    return {"name": f"{source} rows, 28 steps x 28", "X": X, "Y": y.astype(np.int64), "n_out": 10,
+                "hidden": 128, "batch": 64, "per_batch": False}
 
 
 def adding_problem(n_batches=40, batch=32, steps=100, seed=0):
@@ -74,8 +75,8 @@ def adding_problem(n_batches=40, batch=32, steps=100, seed=0):
         a, b = rng.choice(steps, 2, replace=False)
         X[i, [a, b], 1] = 1
     Y = (X[:, :, 0] * X[:, :, 1]).sum(axis=1, keepdims=True).astype(np.float32)
-    return dict(name=f"adding problem, {steps} steps x 2", X=X, Y=Y, n_out=1, hidden=64,
-                batch=batch, per_batch=True)
+    return {"name": f"adding problem, {steps} steps x 2", "X": X, "Y": Y, "n_out": 1, "hidden": 64,
+                "batch": batch, "per_batch": True}
 
 
 # --- contenders: make(workload, cell) -> run() returning the epoch's loss ---------------------
@@ -121,7 +122,7 @@ def make_torch(w, cell):
     torch = import_torch()
     torch.manual_seed(0)
     X, n_out, batch, H = w["X"], w["n_out"], w["batch"], w["hidden"]
-    n, steps, F = X.shape
+    n, _steps, F = X.shape
     if cell == "lstm":
         rnn = torch.nn.LSTM(F, H, batch_first=True)
     else:
@@ -147,40 +148,45 @@ def make_torch(w, cell):
     return run
 
 
+@njit(error_model="numpy")
+def _floor_epoch(n_batches, Xs, W, U, Wo, Z, Hs, dh, gW, gU, gWo, zo, dho):
+    """The products of ``n_batches`` mini-batches, as fastrbm's engine calls them
+    (``backprop._gemm_ilp64``, the same operands' layouts and leading dimensions)."""
+    T, nb, GH = Z.shape
+    F, H, n_out = W.shape[0], U.shape[0], Wo.shape[1]
+    for _ in range(n_batches):
+        _gemm_ilp64(_N, _N, T * nb, GH, F, Xs, F, W, GH, Z, GH)
+        for t in range(1, T):
+            _gemm_ilp64(_N, _N, nb, GH, H, Hs[t - 1], H, U, GH, Z[0], GH)
+        _gemm_ilp64(_N, _N, nb, n_out, H, Hs[T - 1], H, Wo, n_out, zo, n_out)
+        _gemm_ilp64(_T, _N, H, n_out, nb, Hs[T - 1], H, zo, n_out, gWo, n_out)
+        _gemm_ilp64(_N, _T, nb, H, n_out, zo, n_out, Wo, n_out, dho, H)
+        for t in range(T - 2, -1, -1):
+            _gemm_ilp64(_N, _T, nb, H, GH, Z[t + 1], GH, U, GH, dh, H)
+        _gemm_ilp64(_T, _N, F, GH, T * nb, Xs, F, Z, GH, gW, GH)
+        _gemm_ilp64(_T, _N, H, GH, (T - 1) * nb, Hs, H, Z[1:], GH, gU, GH)
+
+
 def make_floor(w, cell):
-    """The GEMMs of one epoch and nothing else, at fastrbm's shapes and operand layouts:
-    per mini-batch the input projection of all steps, one recurrent product per step
-    forward and one backward, dW, dU and the output layer's three."""
+    """The GEMMs of one epoch and nothing else, at fastrbm's shapes, operand layouts and
+    BLAS route: per mini-batch the input projection of all steps, one recurrent product
+    per step forward and one backward, dW, dU and the output layer's three (the short
+    last mini-batch counted as a full one)."""
     X, n_out, batch, H = w["X"], w["n_out"], w["batch"], w["hidden"]
     n, T, F = X.shape
     GH = (4 if cell == "lstm" else 1) * H
     rng = np.random.default_rng(0)
-    W = rng.standard_normal((F, GH), dtype=np.float32) * 0.01
-    U = rng.standard_normal((H, GH), dtype=np.float32) * 0.01
-    Wo = rng.standard_normal((H, n_out), dtype=np.float32) * 0.01
-    Xs = rng.random((T * batch, F), dtype=np.float32)
-    Z = np.empty((T, batch, GH), np.float32)
-    Hs = rng.random((T, batch, H), dtype=np.float32)
-    dh = np.empty((batch, H), np.float32)
-    gW, gU, gWo = np.empty_like(W), np.empty_like(U), np.empty_like(Wo)
-    zo = np.empty((batch, n_out), np.float32)
-    dho = np.empty((batch, H), np.float32)
+
+    def rand(*shape):
+        return rng.uniform(-0.1, 0.1, shape).astype(np.float32)
+    arrays = (rand(T * batch, F), rand(F, GH), rand(H, GH), rand(H, n_out),
+              rand(T, batch, GH), rand(T, batch, H), rand(batch, H), rand(F, GH),
+              rand(H, GH), rand(H, n_out), rand(batch, n_out), rand(batch, H))
+    n_batches = -(-n // batch)
 
     def run():
         with blas_threads(1):
-            for start in range(0, n - batch + 1, batch):
-                Z2 = Z.reshape(T * batch, GH)
-                np.matmul(Xs, W, out=Z2)
-                for t in range(1, T):
-                    np.matmul(Hs[t - 1], U, out=Z[0])
-                np.matmul(Hs[-1], Wo, out=zo)
-                np.matmul(Hs[-1].T, zo, out=gWo)
-                np.matmul(zo, Wo.T, out=dho)
-                for t in range(T - 1, 0, -1):
-                    np.matmul(Z[t], U.T, out=dh)
-                np.matmul(Xs.T, Z2, out=gW)
-                np.matmul(Hs[:-1].reshape(-1, H).T, Z2[batch:], out=gU)
-        return None
+            _floor_epoch(n_batches, *arrays)
     return run
 
 

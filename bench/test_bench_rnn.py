@@ -17,10 +17,9 @@ import time
 
 import numpy as np
 import pytest
-
 import rnn_compare as rc
 
-ROUNDS = int(os.environ.get("FASTRBM_BENCH_ROUNDS", 3))
+ROUNDS = int(os.environ.get("FASTRBM_BENCH_ROUNDS", "3"))
 _RESULTS = {}  # (workload, cell, threads) -> {key: (seconds, loss)}
 
 

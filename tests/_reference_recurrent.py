@@ -67,17 +67,17 @@ def forward(X, lengths, net):
                 c = f * c_prev + i * g
                 h_prev = h
                 h = o * np.tanh(c)
-                steps.append(dict(x=x, h_prev=h_prev, c_prev=c_prev, i=i, f=f, g=g, o=o,
-                                  c=c, h=h))
+                steps.append({"x": x, "h_prev": h_prev, "c_prev": c_prev, "i": i, "f": f, "g": g, "o": o,
+                                  "c": c, "h": h})
             else:
                 h_prev = h
                 h = _act(z, cell)
-                steps.append(dict(x=x, h_prev=h_prev, h=h))
+                steps.append({"x": x, "h_prev": h_prev, "h": h})
         layers.append(steps)
         seq = [s["h"] for s in steps]
     h_last = np.stack([seq[lengths[r] - 1][r] for r in range(n)])
     z_out = h_last @ net.W_out + net.b_out
-    return z_out, dict(layers=layers, h_last=h_last)
+    return z_out, {"layers": layers, "h_last": h_last}
 
 
 def predict(X, lengths, net):
