@@ -272,17 +272,19 @@ def test_clipped_update_direction():
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_deterministic_across_threads(dtype):
     """Bitwise the same epoch (parameters, moments, norms, loss) for Numba at 1 or 2 threads
-    and BLAS at 1 or 2 threads."""
+    and BLAS at 1 or 2 threads, with products large enough for OpenBLAS to thread them
+    (64 x 64 @ 64 x 256 per step) if it were allowed to."""
     results = []
     for nt in THREADS:
         for bt in THREADS:
-            layout, theta, X, Y, lengths = make_case("lstm", "softmax", dtype, seed=10)
-            eng = engine(layout, theta, BATCH, optimizer=rk.OPT_ADAM)
+            layout, theta, X, Y, lengths = make_case("lstm", "softmax", dtype, seed=10,
+                                                     n=128, hidden=[64], scale=0.2)
+            eng = engine(layout, theta, 64, optimizer=rk.OPT_ADAM)
             settings = rk.make_settings(alpha=0.1, optimizer=rk.OPT_ADAM,
                                         learning_rate=0.01, max_norm=1.0)
-            perm = np.random.default_rng(0).permutation(N).astype(np.int64)
+            perm = np.random.default_rng(0).permutation(128).astype(np.int64)
             with numba_threads(nt), blas_threads(bt):
-                loss, _ = rk.run_epoch(X, Y, lengths, perm, BATCH, eng, settings, 0)
+                loss, _ = rk.run_epoch(X, Y, lengths, perm, 64, eng, settings, 0)
             results.append((loss, theta, eng.state_1, eng.state_2, eng.step_norms,
                             eng.group_norms))
     for other in results[1:]:

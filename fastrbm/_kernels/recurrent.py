@@ -56,8 +56,7 @@ Usage::
     net = make_rnn_network(layout, theta, np.zeros_like(theta), np.zeros_like(theta),
                            batch_size=64, n_steps=X.shape[1])
     settings = make_settings(alpha=1e-4, optimizer=OPT_ADAM, learning_rate=1e-3)
-    with blas_threads(1):
-        loss, t = run_epoch(X, Y, lengths, rng.permutation(n), 64, net, settings, t)
+    loss, t = run_epoch(X, Y, lengths, rng.permutation(n), 64, net, settings, t)
     predict(X, lengths, theta, layout, 64, work, out)
 
 Computation
@@ -79,9 +78,10 @@ output, the layer above, h_{t+1} and, for LSTM, c), and ``net.group_norms[l] =
 Notes
 -----
 * Serial: every product is one single-threaded BLAS call to the ILP64 OpenBLAS that
-  backprop's ``_gemm_ilp64`` finds (the caller holds BLAS at one thread,
-  ``fastrbm._utils.blas_threads(1)``): results are bitwise the same for any number of
-  threads. No parallel build: on the shared 2-core test machine a second thread was not
+  backprop's ``_gemm_ilp64`` finds; the three kernels hold BLAS at one thread themselves
+  (``fastrbm._utils.blas_threads(1)``, about 10-30 us per call), so results are bitwise
+  the same whatever the thread settings (OpenBLAS's two-thread products round
+  differently: an LSTM-128 epoch's parameters differed). No parallel build: on the shared 2-core test machine a second thread was not
   measurably available, and OpenBLAS's own two threads made the per-step products slower
   (64x128 @ 128x512: 69 us on one thread, 92 us on two).
 * Where the time goes (py-spy --native, float32, Fashion-MNIST rows, 128 units, batch
@@ -106,6 +106,7 @@ import numpy as np
 from numba import njit
 from numba.extending import register_jitable
 
+from .._utils import blas_threads
 from .backprop import (
     _N,
     _T,
@@ -742,7 +743,8 @@ def loss_grad(X, Y, lengths, net, settings):
         Mean data loss plus ``0.5 * alpha * sum(squared weights) / n_rows``.
     """
     n = X.shape[0]
-    return _engine(X, Y, lengths, np.arange(n), n, net, settings, 0, _GRAD)[0]
+    with blas_threads(1):
+        return _engine(X, Y, lengths, np.arange(n), n, net, settings, 0, _GRAD)[0]
 
 
 def run_epoch(X, Y, lengths, perm, batch_size, net, settings, t):
@@ -778,7 +780,8 @@ def run_epoch(X, Y, lengths, perm, batch_size, net, settings, t):
     t : int
         Optimizer steps taken after this epoch.
     """
-    return _engine(X, Y, lengths, perm, int(batch_size), net, settings, int(t), _TRAIN)
+    with blas_threads(1):
+        return _engine(X, Y, lengths, perm, int(batch_size), net, settings, int(t), _TRAIN)
 
 
 _NO_SETTINGS = make_settings()
@@ -794,5 +797,6 @@ def predict(X, lengths, theta, layout, batch_size, work, out):
     empty = theta[:0]
     net = RecurrentNetwork(layout, theta, empty, empty, empty, work, np.zeros((0, 2)),
                            np.zeros((0, 0)))
-    _engine(X, out, lengths, np.arange(X.shape[0]), int(batch_size), net, _NO_SETTINGS, 0,
-            _PREDICT)
+    with blas_threads(1):
+        _engine(X, out, lengths, np.arange(X.shape[0]), int(batch_size), net, _NO_SETTINGS,
+                0, _PREDICT)
