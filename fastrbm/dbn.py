@@ -185,6 +185,13 @@ def _build_stack(hidden_sizes, first_layer, settings, common, n_samples):
         if auto_epochs:
             rbm.set_params(n_iter=_pretrain_epochs(n_samples, rbm.batch_size))
         rbms.append(rbm)
+    for l, rbm in enumerate(rbms[:-1]):
+        if rbm.hidden_units != "bernoulli":
+            owner = settings.get("hidden_units", ("hidden_units",))[0]
+            raise ValueError(
+                f"{owner}: layer {l + 1} of the RBM stack has hidden_units="
+                f"{rbm.hidden_units!r}, but only the top layer may have non-Bernoulli "
+                "hidden units: the RBM above models its input as Bernoulli probabilities")
     return rbms
 
 
@@ -228,6 +235,7 @@ _STACK_CONSTRAINTS = {
     "batch_size": [Interval(Integral, 1, None, closed="left"), "array-like"],
     "k": [Interval(Integral, 1, None, closed="left"), "array-like"],
     "persistent": ["boolean", "array-like"],
+    "hidden_units": [StrOptions({"bernoulli", "nrelu", "gaussian"}), "array-like"],
 }
 
 
@@ -274,6 +282,13 @@ class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         Momentum of each RBM's updates.
     weight_decay : float or array-like of float, default=0.0
         L2 penalty of each RBM's weights.
+    hidden_units : {"bernoulli", "nrelu", "gaussian"} or array-like, default="bernoulli"
+        Hidden units of each RBM (see :class:`BernoulliRBM`). Only the top layer may
+        differ from "bernoulli" (each RBM above models its input as probabilities);
+        "gaussian" there gives the linear code layer of Hinton & Salakhutdinov (2006)'s
+        deep autoencoder, whose ``transform`` then returns the linear means (give that
+        layer a smaller learning rate, e.g. ``learning_rate=[0.1, 0.1, 0.001]``). A
+        Gaussian first layer cannot have Gaussian hidden units.
     random_state : int, RandomState instance or None, default=None
         Seeds every layer's initialisation and sampling.
     verbose : int, default=0
@@ -343,8 +358,8 @@ class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
     def __init__(self, hidden_layer_sizes=(500, 500, 2000), *, first_layer="auto",
                  n_iter="auto", learning_rate="auto", batch_size=10, k=1, persistent=True,
-                 momentum=0.0, weight_decay=0.0, random_state=None, verbose=0,
-                 dtype=None, n_jobs=None):
+                 momentum=0.0, weight_decay=0.0, hidden_units="bernoulli",
+                 random_state=None, verbose=0, dtype=None, n_jobs=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.first_layer = first_layer
         self.n_iter = n_iter
@@ -354,6 +369,7 @@ class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self.persistent = persistent
         self.momentum = momentum
         self.weight_decay = weight_decay
+        self.hidden_units = hidden_units
         self.random_state = random_state
         self.verbose = verbose
         self.dtype = dtype
@@ -361,7 +377,7 @@ class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
     def _stack(self, n_samples, dtype):
         names = ["n_iter", "learning_rate", "batch_size", "k", "persistent", "momentum",
-                 "weight_decay"]
+                 "weight_decay", "hidden_units"]
         return _build_stack(
             _layer_sizes(self.hidden_layer_sizes), self.first_layer_,
             {name: (name, getattr(self, name)) for name in names},

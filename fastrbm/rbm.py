@@ -115,7 +115,7 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "sparsity_target": [Interval(Real, 0, 1, closed="neither")],
         "sparsity_cost": [Interval(Real, 0, None, closed="left")],
-        "hidden_units": [StrOptions({"bernoulli", "nrelu"})],
+        "hidden_units": [StrOptions({"bernoulli", "nrelu", "gaussian"})],
         "dtype": [StrOptions({"float32", "float64"}), None],
         "n_jobs": [Integral, None],
     }
@@ -381,9 +381,9 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
 
     def _hidden_probs(self, X):
         acc = self._hidden_input(X)
-        if self.hidden_units == "nrelu":
+        if self.hidden_units != "bernoulli":
             acc += self.intercept_hidden_
-            return np.maximum(acc, 0, out=acc)
+            return acc if self.hidden_units == "gaussian" else np.maximum(acc, 0, out=acc)
         _sampling.sigmoid_rows(acc, self.intercept_hidden_, self._threads(16 * acc.size))
         return acc
 
@@ -403,7 +403,8 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
 
     def transform(self, X):
         """Compute the hidden layer activations: P(h=1|v=X), or for noisy rectified hidden
-        units their noise-free value max(0, c + W v) (Nair & Hinton 2010).
+        units their noise-free value max(0, c + W v) (Nair & Hinton 2010), for Gaussian
+        (linear) hidden units their mean c + W v.
 
         Parameters
         ----------
@@ -493,9 +494,11 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
 
         F(v) = -b.v - sum_j softplus(c_j + W_j.v) for Bernoulli visible units;
         sum_i (v_i - b_i)^2 / (2 sigma_i^2) - sum_j softplus(c_j + W_j.(v / sigma^2)) for
-        Gaussian ones. Defined for Bernoulli hidden units only: noisy rectified units are a
-        sampling approximation (Nair & Hinton 2010) with no energy function, so this
-        raises ``NotImplementedError`` for ``hidden_units="nrelu"``.
+        Gaussian ones. Gaussian (linear) hidden units, with E(v, h) = -b.v - c.h - h.W v +
+        |h|^2 / 2, replace the softplus sum by sum_j ((c_j + W_j.v)^2 + log 2 pi) / 2.
+        Noisy rectified units are a sampling approximation (Nair & Hinton 2010) with no
+        energy function, so this raises ``NotImplementedError`` for
+        ``hidden_units="nrelu"``.
 
         Parameters
         ----------
@@ -510,18 +513,31 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         check_is_fitted(self)
         return self._free_energy(self._validate_X(X, reset=False))
 
-    def _check_energy_defined(self, what):
-        if self.hidden_units != "bernoulli":
+    def _check_energy_defined(self, what, partition=False):
+        """Raise NotImplementedError where ``what`` does not exist for the hidden units:
+        the free energy of noisy rectified units, and (``partition``) log Z of anything
+        but Bernoulli hidden units."""
+        if self.hidden_units == "nrelu":
             raise NotImplementedError(
                 f"{what} is defined for hidden_units='bernoulli' only: noisy rectified "
                 "linear units (Nair & Hinton 2010) are sampled by an approximation that has "
                 "no energy function, so their free energy and likelihood do not exist. "
                 "Compare such models by reconstruction error (history_) instead.")
+        if partition and self.hidden_units == "gaussian":
+            raise NotImplementedError(
+                f"{what} is not implemented for hidden_units='gaussian': log Z (exact or by "
+                "AIS) is implemented for Bernoulli hidden units only. The free energy and "
+                "the pseudo-likelihood (score_samples) exist; compare models by those or "
+                "by reconstruction error (history_).")
 
     def _free_energy(self, X):
         self._check_energy_defined("the free energy")
         pre = self._hidden_input(X) + self.intercept_hidden_
-        return self._visible_free_energy(X) - softplus(pre).sum(axis=1)
+        if self.hidden_units == "gaussian":  # the Gaussian integral over each h_j
+            hidden = 0.5 * (np.square(pre) + np.log(2 * np.pi)).sum(axis=1)
+        else:
+            hidden = softplus(pre).sum(axis=1)
+        return self._visible_free_energy(X) - hidden
 
     def log_likelihood(self, X, method="auto", **kwargs):
         """Log-likelihood log p(x) = -F(x) - log Z of each row.
@@ -549,7 +565,7 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         from .likelihood import log_partition
 
         check_is_fitted(self)
-        self._check_energy_defined("the log-likelihood")
+        self._check_energy_defined("the log-likelihood", partition=True)
         X = self._validate_X(X, reset=False)
         if method == "auto":
             method = "exact" if self._exact_units() <= 20 else "ais"
@@ -650,13 +666,20 @@ class BernoulliRBM(_BaseRBM):
     sparsity_cost : float, default=0.0
         Strength of the sparsity penalty (Hinton 2010, section 11): the running mean
         activation of each hidden unit is pushed toward ``sparsity_target``.
-    hidden_units : {"bernoulli", "nrelu"}, default="bernoulli"
+    hidden_units : {"bernoulli", "nrelu", "gaussian"}, default="bernoulli"
         Type of the hidden units. ``"nrelu"``: noisy rectified linear units (Nair & Hinton
         2010), sampled as max(0, x + N(0, sigmoid(x))) for total input x; ``transform``
         then returns their noise-free value max(0, x), which also stands in for the
         probabilities in the learning statistics. They have no energy function, so
         ``free_energy``, ``score_samples``, ``log_likelihood`` and ``score`` raise
-        ``NotImplementedError`` for them.
+        ``NotImplementedError`` for them. ``"gaussian"``: linear units with unit-variance
+        Gaussian noise, h ~ N(x, 1) (the top layer of Hinton & Salakhutdinov 2006's deep
+        autoencoder); ``transform`` returns their mean x = c + W v, which also stands in
+        for the probabilities in the learning statistics. They want a learning rate
+        about ten times smaller than binary units (Hinton & Salakhutdinov used 0.001).
+        ``free_energy`` and ``score_samples`` exist for them; ``log_likelihood`` and
+        ``score`` raise ``NotImplementedError`` (log Z is implemented for Bernoulli
+        hidden units only).
     dtype : {"float32", "float64"} or None, default=None
         Precision of the parameters and of all computation. None: that of the training
         data, as scikit-learn's estimators (float32 stays float32, float64 stays float64,
@@ -789,6 +812,8 @@ class BernoulliRBM(_BaseRBM):
     def _sample_hiddens(self, v, rng):
         """A hidden sample given v, drawn from the NumPy ``rng`` (scikit-learn's helper)."""
         p = self._mean_hiddens(v)
+        if self.hidden_units == "gaussian":
+            return p + rng.standard_normal(size=p.shape)
         return rng.uniform(size=p.shape) < p
 
     def _pseudo_likelihood(self, v):
@@ -948,6 +973,9 @@ class GaussianBernoulliRBM(_BaseRBM):
 
     _parameter_constraints: dict = {
         **_BaseRBM._parameter_constraints,
+        # Gaussian hidden units on Gaussian visible ones make a joint Gaussian whose
+        # precision matrix training does not keep positive definite: not offered.
+        "hidden_units": [StrOptions({"bernoulli", "nrelu"})],
         "learn_sigma": ["boolean"],
     }
 

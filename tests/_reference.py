@@ -66,14 +66,15 @@ def unit_mean(x, units):
 
 def sample_units(pre, bias, units, seed, counter, sigma=None):
     """(mean, sample) of a layer of ``units`` with pre-activations ``pre``: Bernoulli as
-    sample_layer; Gaussian N(pre + bias, sigma^2); noisy rectified linear
-    max(0, x + sqrt(sigmoid(x)) N(0, 1)), x = pre + bias (Nair & Hinton 2010)."""
+    sample_layer; Gaussian N(pre + bias, sigma^2) (sigma None: 1, Gaussian hidden units);
+    noisy rectified linear max(0, x + sqrt(sigmoid(x)) N(0, 1)), x = pre + bias (Nair &
+    Hinton 2010)."""
     if units == "bernoulli":
         return sample_layer(pre, bias, seed, counter)
     x = pre + bias
     noise = normals(seed, counter, x.shape)
     if units == "gaussian":
-        return x, x + sigma * noise
+        return x, x + (1.0 if sigma is None else sigma) * noise
     return np.maximum(x, 0), np.maximum(x + np.sqrt(sigmoid(x)) * noise, 0)
 
 

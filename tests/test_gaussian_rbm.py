@@ -401,6 +401,8 @@ def test_bernoulli_rbm_with_nrelu_learns_features():
 
 def test_hidden_units_parameter_is_validated():
     with pytest.raises(ValueError, match="hidden_units"):
-        BernoulliRBM(hidden_units="gaussian").fit(np.eye(3))
+        BernoulliRBM(hidden_units="relu").fit(np.eye(3))
+    with pytest.raises(ValueError, match="hidden_units"):  # no Gaussian-Gaussian RBM
+        GaussianBernoulliRBM(hidden_units="gaussian").fit(np.eye(3))
     with pytest.raises(ValueError, match="learn_sigma"):
         GaussianBernoulliRBM(learn_sigma="yes").fit(np.eye(3))

@@ -329,7 +329,8 @@ def test_nrelu_and_gaussian_samples_have_the_right_moments():
 
 
 UNIT_CHAINS = [("gaussian", "bernoulli", 0.0), ("gaussian", "bernoulli", 0.7),
-               ("bernoulli", "nrelu", 0.0), ("gaussian", "nrelu", 0.7)]
+               ("bernoulli", "nrelu", 0.0), ("gaussian", "nrelu", 0.7),
+               ("bernoulli", "gaussian", 0.0)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -378,6 +379,8 @@ GAUSSIAN_CD_SETTINGS = [
     dict(visible="bernoulli", hidden="nrelu", k=2, persistent=True, momentum=0.5),
     dict(visible="gaussian", hidden="nrelu", k=1, persistent=True, learn_log_var=True,
          sparsity_cost=0.1),
+    dict(visible="bernoulli", hidden="gaussian", k=1, persistent=False),
+    dict(visible="bernoulli", hidden="gaussian", k=2, persistent=True, momentum=0.5),
 ]
 
 
@@ -448,7 +451,7 @@ def test_unit_types_are_checked():
     engine = _sampling.GibbsEngine(W, b, c, np.zeros((2, 8)))
     assert engine.visible == "bernoulli"
     with pytest.raises(ValueError, match="hidden units"):
-        engine.configure(learning_rate=0.1, batch_size=4, hidden="gaussian")
+        engine.configure(learning_rate=0.1, batch_size=4, hidden="relu")
     with pytest.raises(ValueError, match="log_var"):
         engine.configure(learning_rate=0.1, batch_size=4, learn_log_var=True)
     with pytest.raises(ValueError, match="log_var has shape"):

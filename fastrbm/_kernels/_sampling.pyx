@@ -87,10 +87,11 @@ cdef extern from "_simd.h" nogil:
                               uint32_t j0)
 
 
-# Unit types of a layer. Bernoulli: P = sigmoid(x), S ~ Bernoulli(P). Gaussian (visible):
-# P = x (the mean), S = P + sigma * N(0, 1). Noisy rectified linear (hidden, Nair & Hinton
-# 2010): P = max(0, x), S = max(0, x + sqrt(sigmoid(x)) N(0, 1)). The Python-level names
-# map to these codes through _unit_code.
+# Unit types of a layer. Bernoulli: P = sigmoid(x), S ~ Bernoulli(P). Gaussian: P = x (the
+# mean), S = P + sigma * N(0, 1) (visible units: sigma per unit; hidden units, the linear
+# units of Hinton & Salakhutdinov 2006: sigma = 1). Noisy rectified linear (hidden, Nair &
+# Hinton 2010): P = max(0, x), S = max(0, x + sqrt(sigmoid(x)) N(0, 1)). The Python-level
+# names map to these codes through _unit_code.
 cdef enum:
     BERNOULLI = 0
     GAUSSIAN = 1
@@ -100,7 +101,8 @@ _UNIT_CODES = {"bernoulli": BERNOULLI, "gaussian": GAUSSIAN, "nrelu": NRELU}
 
 
 cdef int _unit_code(str name, str layer) except -1:
-    allowed = ("bernoulli", "gaussian") if layer == "visible" else ("bernoulli", "nrelu")
+    allowed = (("bernoulli", "gaussian") if layer == "visible"
+               else ("bernoulli", "nrelu", "gaussian"))
     if name not in allowed:
         raise ValueError(f"{layer} units must be one of {allowed}, got {name!r}")
     return _UNIT_CODES[name]
@@ -151,7 +153,8 @@ cdef void _activate(floating *P, Py_ssize_t ld, floating scale, const floating *
     and, unless S is NULL, S = Bernoulli(P) drawn at (seed, counter, row0 + r, column).
 
     Other ``units`` (see the enum above) replace sigmoid and Bernoulli by their mean and
-    sample. Gaussian units need ``sigma`` (pointing at column j0 as bias does) and, when
+    sample. Gaussian units take ``sigma`` (pointing at column j0 as bias does; NULL: unit
+    variance, as Gaussian hidden units) and, when
     ``scaled`` is not NULL (leading dimension ``ld`` as S), also write scaled = S * inv_var."""
     cdef Py_ssize_t r
     cdef uint64_t key
@@ -535,8 +538,8 @@ def gibbs_chain(floating[:, ::1] v, floating[:, ::1] h, const floating[:, ::1] W
     OpenMP threads. Returns the next counter (two per step).
 
     ``visible`` is "bernoulli" or "gaussian" (then ``log_var`` holds log sigma^2 of each
-    visible unit, and the hidden layer sees v / sigma^2); ``hidden`` is "bernoulli" or
-    "nrelu"."""
+    visible unit, and the hidden layer sees v / sigma^2); ``hidden`` is "bernoulli",
+    "nrelu" or "gaussian" (linear, unit variance)."""
     cdef Py_ssize_t n = v.shape[0], nv = v.shape[1], nh = h.shape[1]
     cdef int step
     cdef int vis = _unit_code(visible, "visible"), hid = _unit_code(hidden, "hidden")
@@ -1128,8 +1131,9 @@ cdef class GibbsEngine:
             PCD (the chains in ``chains`` carry over) or CD (chains start at the data).
         batch_size : int
             Rows per mini-batch.
-        hidden : {"bernoulli", "nrelu"}
-            Hidden unit type.
+        hidden : {"bernoulli", "nrelu", "gaussian"}
+            Hidden unit type ("gaussian": linear with unit-variance noise, h ~ N(c + W v,
+            1), Hinton & Salakhutdinov 2006).
         learn_log_var : bool
             Learn the Gaussian visible units' log-variances, clipped to
             [``log_var_min``, ``log_var_max``].
@@ -1215,7 +1219,8 @@ cdef class GibbsEngine:
 
         Unit types. Noisy rectified linear hidden units (Nair & Hinton 2010): their
         mean-field value max(0, x) stands in for the probabilities in the statistics, and
-        the chains carry their samples. Gaussian visible units follow Cho, Raiko & Ilin
+        the chains carry their samples. Gaussian (linear) hidden units alike: the mean
+        c + W v in the statistics, the samples c + W v + N(0, 1) in the chains. Gaussian visible units follow Cho, Raiko & Ilin
         (2011): with sigma_j^2 = exp(z_j) (``log_var``), E(v, h) = sum_j (v_j - b_j)^2 /
         (2 sigma_j^2) - c.h - (v / sigma^2) W^T h, so the hidden layer sees v / sigma^2,
         which also replaces v in the W and b statistics (the b statistic is then
@@ -1275,7 +1280,7 @@ cdef class GibbsEngine:
             Start state, replaced by the last visible samples.
         n_steps : int
             Number of steps.
-        hidden : {"bernoulli", "nrelu"}, keyword-only
+        hidden : {"bernoulli", "nrelu", "gaussian"}, keyword-only
             Hidden unit type.
         n_blocks, n_threads : int, keyword-only
             As in :meth:`configure`.

@@ -45,9 +45,9 @@ static inline T FRB_NAME(normal_at)(uint32_t klo, uint32_t khi, uint32_t j)
 }
 
 /* Gaussian units: mean[j] = scale * acc[j] + bias[j] and, unless sample is NULL,
- * sample[j] = mean[j] + sigma[j] * normal(key, j0 + j); mean may alias acc. With scaled not
- * NULL, also scaled[j] = sample[j] * inv_var[j] (the sample over sigma^2, which is what the
- * hidden layer sees). */
+ * sample[j] = mean[j] + sigma[j] * normal(key, j0 + j); mean may alias acc. sigma NULL means
+ * unit variance (Gaussian hidden units). With scaled not NULL, also scaled[j] = sample[j] *
+ * inv_var[j] (the sample over sigma^2, which is what the hidden layer sees). */
 FRB_CLONES static void FRB_NAME(gauss_sample)(const T *acc, T scale, const T *bias,
                                               const T *sigma, T *mean, T *sample,
                                               const T *inv_var, T *scaled, ptrdiff_t n,
@@ -59,8 +59,12 @@ FRB_CLONES static void FRB_NAME(gauss_sample)(const T *acc, T scale, const T *bi
     if (sample == NULL)
         return;
     uint32_t col = j0;
-    for (ptrdiff_t j = 0; j < n; j++, col++)
-        sample[j] = mean[j] + sigma[j] * FRB_NAME(normal_at)(klo, khi, col);
+    if (sigma == NULL)
+        for (ptrdiff_t j = 0; j < n; j++, col++)
+            sample[j] = mean[j] + FRB_NAME(normal_at)(klo, khi, col);
+    else
+        for (ptrdiff_t j = 0; j < n; j++, col++)
+            sample[j] = mean[j] + sigma[j] * FRB_NAME(normal_at)(klo, khi, col);
     if (scaled != NULL)
         for (ptrdiff_t j = 0; j < n; j++)
             scaled[j] = sample[j] * inv_var[j];
