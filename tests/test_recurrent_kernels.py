@@ -337,6 +337,13 @@ def test_bad_inputs_raise():
         rk.run_epoch(X, Y, lengths, perm, BATCH + 1, eng, settings, 0)
     with pytest.raises(ValueError, match="index"):
         rk.run_epoch(X, Y, lengths, perm + 1, BATCH, eng, settings, 0)
+    with pytest.raises(ValueError, match="moments"):  # Adam on a net built for SGD
+        rk.run_epoch(X, Y, lengths, perm, BATCH, eng, rk.make_settings(optimizer=rk.OPT_ADAM),
+                     0)
+    with pytest.raises(ValueError, match="rows or outputs"):
+        rk.predict(X, lengths, theta, layout, BATCH, eng.work, np.empty((N - 1, 3)))
+    with pytest.raises(ValueError, match="features"):
+        rk.loss_grad(np.ascontiguousarray(X[:, :, :2]), Y, lengths, eng, settings)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -362,3 +369,20 @@ def test_training_reduces_loss(dtype):
     out = np.empty((n, 3), dtype)
     rk.predict(X, lengths, theta, layout, 16, eng.work, out)
     assert (out.argmax(axis=1) == Y.argmax(axis=1)).mean() > 0.85
+
+
+def test_one_compiled_specialisation_per_dtype():
+    """precompile() compiles what the kernels use: afterwards run_epoch, loss_grad and
+    predict (SGD and Adam networks, predict's own) add no specialisation of the engine."""
+    for dtype in DTYPES:
+        rk.precompile(dtype)
+    assert len(rk._engine.signatures) == 2
+    for dtype in DTYPES:
+        layout, theta, X, Y, lengths = make_case("tanh", "softmax", dtype)
+        for opt in (rk.OPT_SGD, rk.OPT_ADAM):
+            eng = engine(layout, theta, N, optimizer=opt)
+            settings = rk.make_settings(optimizer=opt, learning_rate=0.01, max_norm=1.0)
+            rk.run_epoch(X, Y, lengths, np.arange(N), BATCH, eng, settings, 0)
+            rk.loss_grad(X, Y, lengths, eng, settings)
+            rk.predict(X, lengths, theta, layout, BATCH, eng.work, np.empty((N, 3), dtype))
+    assert len(rk._engine.signatures) == 2

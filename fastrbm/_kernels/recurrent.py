@@ -155,6 +155,7 @@ __all__ = [
     "make_settings",
     "n_gates",
     "param_views",
+    "precompile",
     "predict",
     "run_epoch",
     "workspace_size",
@@ -167,6 +168,9 @@ CELL_SIGMOID, CELL_TANH, CELL_RELU, CELL_LSTM = ACT_LOGISTIC, ACT_TANH, ACT_RELU
 CELL_CODES = {"sigmoid": CELL_SIGMOID, "tanh": CELL_TANH, "relu": CELL_RELU,
               "lstm": CELL_LSTM}
 OUTPUT_CODES = {"softmax": ACT_SOFTMAX, "identity": ACT_IDENTITY, "logistic": ACT_LOGISTIC}
+
+# what the compiled engine does (see _engine)
+_TRAIN, _GRAD, _PREDICT = 0, 1, 2
 
 # columns of the layout table
 N_IN, N_HIDDEN, CELL, W_OFF, U_OFF, B_OFF = range(6)
@@ -348,11 +352,30 @@ def _gather(X, lengths, perm, start, nb, Xt, lb):
 
 
 @njit(**_JIT)
-def _check(layout, work, nb, T, n_features):
-    if n_features != layout[0, N_IN]:
+def _validate(X, Y, lengths, net, settings, rows, mode):
+    """Shapes and sizes the engine relies on (it reads and writes without bounds checks):
+    a mismatch raises instead of touching memory outside the arrays."""
+    layout = net.layout
+    L = layout.shape[0] - 1
+    n, T = X.shape[0], X.shape[1]
+    if X.shape[2] != layout[0, N_IN]:
         raise ValueError("X has the wrong number of features")
-    if work.size < _work_offsets(layout, nb, T)[-1]:
+    if Y.shape[0] != n or Y.shape[1] != layout[L, N_HIDDEN] or lengths.size != n:
+        raise ValueError("X, Y (or out) and lengths disagree in rows or outputs")
+    if net.work.size < _work_offsets(layout, rows, T)[-1]:
         raise ValueError("workspace too small for this batch size and number of steps")
+    if net.theta.size != layout[L, B_OFF] + layout[L, N_HIDDEN]:
+        raise ValueError("theta does not match the layout")
+    if mode == _PREDICT:
+        return
+    if net.grad.size != net.theta.size:
+        raise ValueError("grad does not match theta")
+    if net.step_norms.shape[0] < L or net.step_norms.shape[1] < T or \
+            net.group_norms.shape[0] < L + 1 or net.group_norms.shape[1] < 2:
+        raise ValueError("norm buffers too small for this network and number of steps")
+    if mode == _TRAIN and (net.state_1.size != net.theta.size or (
+            settings.optimizer == OPT_ADAM and net.state_2.size != net.theta.size)):
+        raise ValueError("optimizer moments do not match theta")
 
 
 # ----------------------------------------------------------------------------------------
@@ -663,9 +686,6 @@ def _batch_loss_grad(X, Y, lengths, perm, start, nb, net, settings, lb):
 # ----------------------------------------------------------------------------------------
 # The compiled engine and its three entry points
 # ----------------------------------------------------------------------------------------
-_TRAIN, _GRAD, _PREDICT = 0, 1, 2
-
-
 @njit(**_JIT)
 def _engine(X, Y, lengths, perm, batch_size, net, settings, t, mode):
     """Mini-batches ``perm[k*batch_size : (k+1)*batch_size]`` of X: with ``_TRAIN`` loss,
@@ -677,14 +697,12 @@ def _engine(X, Y, lengths, perm, batch_size, net, settings, t, mode):
     layout, work = net.layout, net.work
     n, T = perm.size, X.shape[1]
     rows = min(batch_size, n)
-    _check(layout, work, rows, T, X.shape[2])
+    _validate(X, Y, lengths, net, settings, rows, mode)
     L = layout.shape[0] - 1
     g = 4 * L
     F = layout[0, N_IN]
     lb = np.empty(rows, np.int64)
     if mode != _PREDICT:
-        if net.step_norms.shape[1] < T:
-            raise ValueError("step_norms has fewer columns than X has steps")
         net.group_norms[:] = 0.0
         net.step_norms[:] = 0.0
     total = 0.0
@@ -800,3 +818,15 @@ def predict(X, lengths, theta, layout, batch_size, work, out):
     with blas_threads(1):
         _engine(X, out, lengths, np.arange(X.shape[0]), int(batch_size), net, _NO_SETTINGS,
                 0, _PREDICT)
+
+
+def precompile(dtype):
+    """Compile the engine for `dtype` (or load it from Numba's on-disk cache): one epoch
+    of a one-unit network through the compiled entry that all three kernels share, with
+    the argument types they pass. For an install-time compile step."""
+    layout, n_params = make_rnn_layout(1, [1], "lstm", 2, "softmax")
+    theta = np.zeros(n_params, dtype)
+    net = make_rnn_network(layout, theta, np.zeros_like(theta), np.zeros_like(theta), 1, 1)
+    X, Y = np.zeros((1, 1, 1), dtype), np.eye(1, 2, dtype=dtype)
+    run_epoch(X, Y, np.ones(1, np.int64), np.zeros(1, np.int64), 1, net,
+              make_settings(optimizer=OPT_ADAM), 0)
