@@ -18,6 +18,7 @@ def _signature_counts():
     return counts
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # tiny fits
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_fits_after_compile_engines_compile_nothing(digits, dtype):
     X, y = digits

@@ -44,6 +44,7 @@ def test_no_bar_at_a_terminal_when_switched_off(small_digits, capsys, monkeypatc
     assert terminal.getvalue() == ""
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 3 epochs
 def test_network_lines_match_scikit_learns_format(small_digits, capsys):
     X, y = small_digits
     DBNClassifier(hidden_layer_sizes=(8,), pretrain_n_iter=1, max_iter=3, random_state=0,
