@@ -388,9 +388,10 @@ class DenseTrainer(NetworkTrainer):
         codes = {code: name for name, code in _bp.ACTIVATION_CODES.items()}
         sizes = [int(layout[0, _bp.N_IN]), *(int(n) for n in layout[:, _bp.N_OUT])]
         acts = [codes.get(int(a)) for a in layout[:, _bp.ACT]]
-        expected, n_params, n_state = _bp.make_layout(
-            sizes, acts[0] if len(acts) > 1 else "logistic", acts[-1],
-            [bool(g >= 0) for g in layout[:-1, _bp.G_OFF]])
+        if None in acts:
+            raise ValueError("the layout table holds an unknown activation code")
+        expected, n_params, n_state = _bp.make_layout(  # one activation per hidden layer
+            sizes, acts[:-1], acts[-1], [bool(g >= 0) for g in layout[:-1, _bp.G_OFF]])
         if not np.array_equal(layout, expected):
             raise ValueError("the layout table is inconsistent")
         if sizes[0] != self.n_features_in_ or sizes[-1] != self.n_outputs_:
@@ -409,15 +410,18 @@ class DenseTrainer(NetworkTrainer):
                                  f"{array.dtype}, which does not fit the layout")
         return sizes
 
-    def _forward(self, X):
-        """Network output (probabilities or values) for validated X."""
+    def _forward(self, X, layers=slice(None)):
+        """Network output (probabilities or values) for validated X; with `layers`, the
+        output of those consecutive layers for X as their input (an autoencoder's encoder
+        or decoder: the table's rows hold absolute offsets, so a slice of it is a net)."""
         X = engine_array(X)
-        n_out = self._layout[-1, _bp.N_OUT]
+        layout = self._layout[layers]
+        n_out = layout[-1, _bp.N_OUT]
         out = np.empty((X.shape[0], n_out), self._theta.dtype)
         rows = max(1, min(PREDICT_ROWS, X.shape[0]))
-        work = np.empty(_bp.workspace_size(self._layout, None, rows), self._theta.dtype)
+        work = np.empty(_bp.workspace_size(layout, None, rows), self._theta.dtype)
         with blas_threads(self._threads(rows)):
-            _bp.predict(X, self._theta, self._layout, self._bn_state, BN_EPS, rows, work, out)
+            _bp.predict(X, self._theta, layout, self._bn_state, BN_EPS, rows, work, out)
         return out
 
     @property

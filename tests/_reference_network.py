@@ -108,7 +108,11 @@ class Net:
         return len(self.coefs)
 
     def act(self, l):
-        return self.output if l == self.n_layers - 1 else self.activation
+        """Layer l's activation: the output's, or the hidden one (`activation` is one name
+        for all hidden layers or a list of one per hidden layer)."""
+        if l == self.n_layers - 1:
+            return self.output
+        return self.activation if isinstance(self.activation, str) else self.activation[l]
 
 
 def forward_infer(X, net, bn_eps):
@@ -152,7 +156,7 @@ def forward_train(X, net, dropout, bn_eps, bn_momentum, seed, step):
             cache["Z_out"] = Z
             break
         cache["Z"].append(Z)  # hidden pre-activation
-        H = activate(Z, net.activation)
+        H = activate(Z, net.act(l))
         M = None
         if dropout[l] > 0:
             M = dropout_mask(seed, step * L + l, dropout[l], H.shape, H.dtype)
@@ -186,7 +190,7 @@ def loss_grad(X, Y, net, dropout, alpha, bn_eps, bn_momentum, seed, step):
         D = D @ W.T
         if c["M"][k] is not None:
             D = D * c["M"][k]
-        D = D * derivative_from_output(c["H"][k], net.activation)
+        D = D * derivative_from_output(c["H"][k], net.act(k))
         if net.gammas[k] is not None:
             xhat, inv_std = c["xhat"][k], c["inv_std"][k]
             dgamma = (D * xhat).sum(axis=0)

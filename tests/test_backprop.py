@@ -324,15 +324,7 @@ def test_gradient_finite_differences(case):
     dropout = np.array([p, p, 0.0])
     X = rng.standard_normal((6, 4))
     Y = make_targets(output, 6, 3, np.float64, rng)
-    net_ = engine_net(layout, theta, state, dropout, batch_size=6)
-    settings = bp.make_settings(alpha=alpha, bn_eps=BN_EPS, bn_momentum=0.0, seed=3)
-    scratch = net_._replace(grad=np.empty_like(theta))
-
-    def loss_at(th):  # bn_momentum=0: the running statistics stay put
-        return bp.loss_grad(X, Y, scratch._replace(theta=th), settings, 1)
-
-    bp.loss_grad(X, Y, net_, settings, 1)
-    grad = net_.grad
+    grad = _check_finite_differences(layout, theta, state, dropout, X, Y, alpha)
     if activation in ("relu", "elu"):
         net, _, _ = ref_net(theta, state, layout, activation, output)
         cache = ref.forward_train(X, net, dropout, BN_EPS, 0.0, 3, 1)
@@ -341,6 +333,20 @@ def test_gradient_finite_differences(case):
         assert min(np.abs(z).min() for z in cache["Z"]) > 1e-4
         # both branches of the derivative are exercised: 1 and h + 1
         assert all((z < -0.1).any() and (z > 0.1).any() for z in cache["Z"])
+
+
+def _check_finite_differences(layout, theta, state, dropout, X, Y, alpha):
+    """The engine's float64 gradient of the mini-batch loss against central differences
+    (step 1e-6, relative error below 1e-6); returns the gradient."""
+    net_ = engine_net(layout, theta, state, dropout, batch_size=X.shape[0])
+    settings = bp.make_settings(alpha=alpha, bn_eps=BN_EPS, bn_momentum=0.0, seed=3)
+    scratch = net_._replace(grad=np.empty_like(theta))
+
+    def loss_at(th):  # bn_momentum=0: the running statistics stay put
+        return bp.loss_grad(X, Y, scratch._replace(theta=th), settings, 1)
+
+    bp.loss_grad(X, Y, net_, settings, 1)
+    grad = net_.grad
     h = 1e-6
     fd = np.empty_like(theta)
     for k in range(theta.size):
@@ -351,6 +357,100 @@ def test_gradient_finite_differences(case):
     rel = np.linalg.norm(grad - fd) / max(np.linalg.norm(grad), np.linalg.norm(fd))
     assert rel < 1e-6, rel
     assert np.linalg.norm(grad) > 1e-3  # not a vacuous comparison of zeros
+    return grad
+
+
+# --------------------------------------------------------------------------- per-layer
+# An autoencoder's activations: logistic layers around a linear code layer (Hinton &
+# Salakhutdinov 2006), with its two reconstruction losses.
+AUTOENCODER_ACTS = ["logistic", "logistic", "identity", "logistic", "logistic"]
+RECONSTRUCTION_OUTPUTS = ["logistic", "identity"]  # cross-entropy on [0, 1], squared error
+
+
+def reconstruction_targets(output, X):
+    """The inputs themselves: in [0, 1] for the cross-entropy, any values otherwise."""
+    return np.ascontiguousarray(ref.sigmoid(X) if output == "logistic" else X)
+
+
+def test_make_layout_per_layer_activations():
+    sizes = [6, 5, 4, 2, 4, 5, 6]
+    layout, n_params, n_state = bp.make_layout(sizes, AUTOENCODER_ACTS, "logistic")
+    assert list(layout[:, bp.ACT]) == [bp.ACT_LOGISTIC, bp.ACT_LOGISTIC, bp.ACT_IDENTITY,
+                                       bp.ACT_LOGISTIC, bp.ACT_LOGISTIC, bp.ACT_LOGISTIC]
+    # the same table as one activation everywhere, but for the column ACT
+    same, n_same, s_same = bp.make_layout(sizes, "logistic", "logistic")
+    assert (n_params, n_state) == (n_same, s_same)
+    assert_array_equal(np.delete(layout, bp.ACT, axis=1), np.delete(same, bp.ACT, axis=1))
+    assert_array_equal(bp.make_layout(sizes, ("tanh",) * 5, "softmax")[0],
+                       bp.make_layout(sizes, "tanh", "softmax")[0])
+    assert bp.make_layout([3, 2], [], "identity")[0].shape == (1, 8)
+    with pytest.raises(ValueError, match="5 entries, one per hidden layer, got 4"):
+        bp.make_layout(sizes, AUTOENCODER_ACTS[:4], "logistic")
+    with pytest.raises(ValueError, match="unknown hidden activation 'softmax'"):
+        bp.make_layout(sizes, ["logistic"] * 4 + ["softmax"], "logistic")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("output", RECONSTRUCTION_OUTPUTS)
+def test_per_layer_activations_match_reference(output, dtype):
+    """predict, the encoder half alone (a slice of the table) and loss_grad of an
+    autoencoder-shaped net against the oracle with the same per-layer activations."""
+    rng = np.random.default_rng(14)
+    sizes = [7, 6, 5, 3, 5, 6, 7]
+    layout, theta, state = make_net(sizes, AUTOENCODER_ACTS, output, False, dtype, rng)
+    X = rng.standard_normal((9, 7)).astype(dtype)
+    Y = reconstruction_targets(output, X)
+    net, _, _ = ref_net(theta, state, layout, AUTOENCODER_ACTS, output)
+    rtol = 10 * RTOL[dtype]
+    for rows, expected in [(layout, ref.forward_infer(X, net, BN_EPS)),
+                           (layout[:3], ref.forward_infer(X, ref.Net(
+                               net.coefs[:3], net.intercepts[:3], [None] * 3, [None] * 3,
+                               [None] * 3, [None] * 3, AUTOENCODER_ACTS[:2], "identity"),
+                               BN_EPS))]:
+        out = np.full((9, rows[-1, bp.N_OUT]), np.nan, dtype)
+        bp.predict(X, theta, rows, state, BN_EPS, 4, workspace(rows, None, 4, dtype), out)
+        assert_allclose(out, expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+    assert (out < 0).any()  # the code layer is linear
+    dropout = np.zeros(6)
+    loss_ref, grads_ref, norms_ref = ref.loss_grad(X, Y, net, dropout, 1e-2, BN_EPS, 0.1, 9, 2)
+    net_ = engine_net(layout, theta, state, dropout, batch_size=9)
+    loss = bp.loss_grad(X, Y, net_, bp.make_settings(alpha=1e-2, bn_eps=BN_EPS, seed=9), 2)
+    g_ref = flat_grads(grads_ref, layout, theta.size, dtype)
+    assert_allclose(loss, loss_ref, rtol=rtol)
+    assert_allclose(net_.grad, g_ref, rtol=rtol, atol=rtol * np.abs(g_ref).max())
+    assert_allclose(net_.layer_norms, norms_ref, rtol=rtol)
+
+
+@pytest.mark.parametrize("output", RECONSTRUCTION_OUTPUTS)
+def test_reconstruction_gradient_finite_differences(output):
+    """The reconstruction loss through a linear code layer: cross-entropy with a logistic
+    output for targets in [0, 1], squared error with a linear one (float64, L2 on)."""
+    rng = np.random.default_rng(15)
+    sizes = [5, 4, 3, 2, 3, 4, 5]
+    layout, theta, state = make_net(sizes, AUTOENCODER_ACTS, output, False, np.float64, rng)
+    X = rng.standard_normal((6, 5))
+    _check_finite_differences(layout, theta, state, np.zeros(6), X,
+                              reconstruction_targets(output, X), 0.05)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("output", RECONSTRUCTION_OUTPUTS)
+@pytest.mark.parametrize("blocks", [(1, 1), (3, 1), (3, 2)], ids=["whole", "blocks", "2threads"])
+def test_per_layer_activations_run_epoch_matches_reference(output, dtype, blocks):
+    """Two epochs of an autoencoder-shaped net (Adam, L2) against the oracle: whole layers,
+    3 blocks, the same blocks on 2 Numba threads."""
+    rng = np.random.default_rng(16)
+    n_blocks, threads = blocks
+    sizes = (6, 8, 5, 3, 5, 8, 6) if n_blocks == 1 else (40, 48, 36, 20, 36, 48, 40)
+    case = (AUTOENCODER_ACTS, output, False, 0.0, 1e-3, "adam", 0.0)
+    theta, state, ref_theta, _, results = _run_both(case, dtype, rng, sizes, n_blocks, threads)
+    rtol = {np.float32: 2e-4, np.float64: 1e-10}[dtype]
+    for loss, norms, t, ref_loss, ref_norms, ref_t in results:
+        assert t == ref_t
+        assert_allclose(loss, ref_loss, rtol=rtol)
+        assert_allclose(norms, ref_norms, rtol=rtol)
+    assert_allclose(theta, ref_theta, rtol=rtol, atol=rtol * np.abs(ref_theta).max())
+    assert not np.array_equal(results[0][0], results[1][0])  # training happened
 
 
 def test_layer_norms_are_gradient_norms():
@@ -455,9 +555,9 @@ def _run_both(case, dtype, rng, sizes=(6, 8, 5, 3), n_blocks=1, threads=1):
     activation, output, batch_norm, p, alpha, opt_name, max_norm = case
     layout, theta, state = make_net(list(sizes), activation, output, batch_norm, dtype, rng,
                                     0.4 if sizes[0] < 16 else 0.15)
-    dropout = np.array([p, p, 0.0])
+    dropout = np.r_[np.full(len(sizes) - 2, p), 0.0]
     X = rng.standard_normal((37, sizes[0])).astype(dtype)
-    Y = make_targets(output, 37, 3, dtype, rng)
+    Y = make_targets(output, 37, sizes[-1], dtype, rng)
     perm = rng.permutation(37)
     batch = 8  # 4 full batches and one of 5
     net, ref_theta, ref_state = ref_net(theta, state, layout, activation, output)

@@ -118,6 +118,8 @@ ACTIVATION_CODES = {"identity": ACT_IDENTITY, "logistic": ACT_LOGISTIC, "tanh": 
                     "relu": ACT_RELU, "softmax": ACT_SOFTMAX, "elu": ACT_ELU}
 OPT_SGD, OPT_ADAM = 0, 1
 
+_HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "elu")
+
 # columns of the layout table
 N_IN, N_OUT, ACT, W_OFF, B_OFF, G_OFF, BETA_OFF, STAT_OFF = range(8)
 _LAYOUT_COLS = 8
@@ -135,8 +137,11 @@ def make_layout(layer_sizes, activation="logistic", output="softmax", batch_norm
     ----------
     layer_sizes : sequence of int
         ``[n_features, hidden_1, ..., n_outputs]`` (at least two entries).
-    activation : {"identity", "logistic", "tanh", "relu", "elu"}
-        Hidden activation ("elu": ``x`` for ``x > 0``, ``exp(x) - 1`` otherwise).
+    activation : {"identity", "logistic", "tanh", "relu", "elu"} or sequence of them
+        Hidden activation ("elu": ``x`` for ``x > 0``, ``exp(x) - 1`` otherwise): one for
+        all hidden layers, or one per hidden layer (an autoencoder's linear code layer
+        between logistic ones). Each layer's code is stored in its row of the table
+        (column ``ACT``), which every kernel reads, so any mix compiles nothing new.
     output : {"softmax", "logistic", "identity"}
         Output activation; it selects the loss (categorical CE, binary CE, squared error).
     batch_norm : bool or sequence of bool
@@ -153,11 +158,17 @@ def make_layout(layer_sizes, activation="logistic", output="softmax", batch_norm
     sizes = [int(s) for s in layer_sizes]
     if len(sizes) < 2 or min(sizes) < 1:
         raise ValueError(f"layer_sizes must hold at least two positive sizes, got {sizes}")
-    if activation not in ("identity", "logistic", "tanh", "relu", "elu"):
-        raise ValueError(f"unknown hidden activation {activation!r}")
+    n_layers = len(sizes) - 1
+    one = isinstance(activation, str)
+    hidden = [activation] * (n_layers - 1) if one else list(activation)
+    if not one and len(hidden) != n_layers - 1:
+        raise ValueError(f"activation needs {n_layers - 1} entries, one per hidden layer, "
+                         f"got {len(hidden)}")
+    for act in [activation] if one else hidden:
+        if act not in _HIDDEN_ACTIVATIONS:
+            raise ValueError(f"unknown hidden activation {act!r}")
     if output not in ("softmax", "logistic", "identity"):
         raise ValueError(f"unknown output activation {output!r}")
-    n_layers = len(sizes) - 1
     if isinstance(batch_norm, (bool, np.bool_)):
         bn = [bool(batch_norm)] * (n_layers - 1)
     else:
@@ -169,7 +180,7 @@ def make_layout(layer_sizes, activation="logistic", output="softmax", batch_norm
     pos = stat = 0
     for l in range(n_layers):
         n_in, n_out = sizes[l], sizes[l + 1]
-        act = output if l == n_layers - 1 else activation
+        act = output if l == n_layers - 1 else hidden[l]
         layout[l, N_IN], layout[l, N_OUT], layout[l, ACT] = n_in, n_out, ACTIVATION_CODES[act]
         layout[l, W_OFF] = pos
         pos += n_in * n_out
