@@ -102,11 +102,14 @@ def cd_epoch(X, W, b, c, chain, vel, q_hidden, *, batch_size, k, persistent,
              learning_rate, momentum=0.0, weight_decay=0.0, sparsity_target=0.1,
              sparsity_cost=0.0, seed, counter, visible="bernoulli", hidden="bernoulli",
              log_var=None, log_var_vel=None, learn_log_var=False, log_var_min=-10,
-             log_var_max=10):
-    """One epoch of CD-k / PCD-k, as documented in ``_sampling.cd_epoch``.
+             log_var_max=10, centered=False, offset_rate=0.01, extra=None):
+    """One epoch of CD-k / PCD-k, as documented in ``GibbsEngine.epoch``.
 
     Works on copies and returns (W, b, c, chain, vel, q_hidden, counter), and with
-    Gaussian visible units also (log_var, log_var_vel)."""
+    Gaussian visible units also (log_var, log_var_vel). The state of the other samplers
+    is in the dict ``extra``, whose entries are replaced by their new values:
+    ``visible_offset`` and ``hidden_offset`` with ``centered``."""
+    extra = {} if extra is None else extra
     W, b, c = W.copy(), b.copy(), c.copy()
     chain = chain.copy()
     vel = [v.copy() for v in vel]
@@ -115,7 +118,8 @@ def cd_epoch(X, W, b, c, chain, vel, q_hidden, *, batch_size, k, persistent,
     learn = gaussian and learn_log_var
     z = log_var.copy() if gaussian else np.zeros(X.shape[1])
     z_vel = log_var_vel.copy() if learn else None
-    plain = momentum == 0 and weight_decay == 0 and sparsity_cost == 0 and not learn
+    plain = (momentum == 0 and weight_decay == 0 and sparsity_cost == 0 and not learn
+             and not centered)
     for start in range(0, X.shape[0], batch_size):
         inv_var, sigma = np.exp(-z), np.exp(0.5 * z)
         V0 = X[start:start + batch_size]
@@ -145,6 +149,11 @@ def cd_epoch(X, W, b, c, chain, vel, q_hidden, *, batch_size, k, persistent,
         if learn:  # Cho et al. (2011), from W and b before this update
             gz = (0.5 * inv_var * (((V0 - b) ** 2).mean(axis=0) - ((Vneg - b) ** 2).mean(axis=0))
                   - (W * gW).sum(axis=0))
+        if centered:  # Melchior et al. (2016): slide the offsets, then the centred gradient
+            mu = (1 - offset_rate) * extra["visible_offset"] + offset_rate * V0s.mean(axis=0)
+            lam = (1 - offset_rate) * extra["hidden_offset"] + offset_rate * Hpos.mean(axis=0)
+            extra["visible_offset"], extra["hidden_offset"] = mu, lam
+            gW = (Hpos - lam).T @ (V0s - mu) / n - (Hneg - lam).T @ (Vnegs - mu) / n_neg
         V0 = V0s
         if plain:
             W += learning_rate * gW
@@ -160,6 +169,9 @@ def cd_epoch(X, W, b, c, chain, vel, q_hidden, *, batch_size, k, persistent,
             W += vel[0]
             b += vel[1]
             c += vel[2]
+            if centered:  # b = b' - W^T lambda, c = c' - W mu at the new offsets
+                b -= vel[0].T @ lam
+                c -= vel[0] @ mu
         if learn:
             z_vel = momentum * z_vel + learning_rate * gz
             z = np.clip(z + z_vel, log_var_min, log_var_max)

@@ -601,7 +601,8 @@ def test_checkpoint_keys_and_engine_arrays_follow_the_state_table(digits, tmp_pa
     with np.load(tmp_path / "m.npz", allow_pickle=False) as data:
         keys = set(data.files) - {"__metadata__"}
     want = {"components_", "intercept_hidden_", "intercept_visible_", "h_samples_",
-            "_q_hidden", "_velocity.0", "_velocity.1", "_velocity.2"}
+            "_q_hidden", "_velocity.0", "_velocity.1", "_velocity.2", "visible_offset_",
+            "hidden_offset_"}
     if cls is GaussianBernoulliRBM:
         want |= {"_log_var", "_velocity.3"}
     assert keys == want

@@ -1,4 +1,5 @@
-"""Hidden unit types and training samplers beyond CD / PCD: Gaussian (linear) hidden units."""
+"""Hidden unit types and training samplers beyond CD / PCD: Gaussian (linear) hidden units,
+centring."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -8,12 +9,20 @@ from threadpoolctl import threadpool_limits
 from fastrbm import BernoulliRBM, GaussianBernoulliRBM
 from fastrbm._kernels import _sampling
 
+from . import _reference as ref
+
 DTYPES = [np.float32, np.float64]
+THREADS = [1, 2]
+RTOL = {np.float32: 1e-4, np.float64: 1e-10}
 
 
-def _engine_run(X, W, b, c, chain, *, n_threads, epochs=1, seed=9, **settings):
-    """``epochs`` GibbsEngine epochs on copies of the arrays; returns the engine."""
-    engine = _sampling.GibbsEngine(W.copy(), b.copy(), c.copy(), chain.copy(), seed=seed)
+def _engine_run(X, W, b, c, chain, *, n_threads, epochs=1, seed=9, counter=0, arrays=None,
+                **settings):
+    """``epochs`` GibbsEngine epochs on copies of the arrays (``arrays``: more of the
+    engine's state by name); returns the engine."""
+    arrays = {k: v.copy() for k, v in (arrays or {}).items()}
+    engine = _sampling.GibbsEngine(W.copy(), b.copy(), c.copy(), chain.copy(), seed=seed,
+                                   counter=counter, **arrays)
     engine.configure(n_blocks=2, n_threads=n_threads, **settings)
     with threadpool_limits(1, user_api="blas"):
         for _ in range(epochs):
@@ -129,3 +138,174 @@ def test_dbn_with_a_linear_top_layer(digits01):
                                rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="only the top layer"):
         DBN(hidden_layer_sizes=(8, 4), n_iter=1, hidden_units="gaussian").fit(X)
+
+
+# ---------------------------------------------------------------------------------------
+# Centring (Melchior, Fischer & Wiskott 2016)
+# ---------------------------------------------------------------------------------------
+
+def _small_problem(dtype, n=83, nv=12, nh=8, n_chains=5, seed=3, gaussian=False):
+    rng = np.random.default_rng(seed)
+    X = (rng.standard_normal((n, nv)) if gaussian else rng.random((n, nv)) < 0.4).astype(dtype)
+    W = (rng.standard_normal((nh, nv)) * 0.3).astype(dtype)
+    b = (rng.standard_normal(nv) * 0.2).astype(dtype)
+    c = (rng.standard_normal(nh) * 0.2).astype(dtype)
+    chain = (rng.random((n_chains, nh)) < 0.5).astype(dtype)
+    return X, W, b, c, chain
+
+
+def test_centred_gradient_is_the_transformed_uncentred_one():
+    # float64, from the definitions: the centred gradient of W equals G - g_c mu^T -
+    # lambda g_b^T, and the centred update, mapped to uncentred parameters by
+    # b = b' - W^T lambda, c = c' - W mu, gives the same energy up to a constant.
+    rng = np.random.default_rng(0)
+    nv, nh = 7, 5
+    V, Vm = (rng.random((20, nv)) < 0.5) * 1.0, (rng.random((9, nv)) < 0.5) * 1.0
+    W, b, c = rng.normal(0, 0.5, (nh, nv)), rng.normal(0, 0.5, nv), rng.normal(0, 0.5, nh)
+    H, Hm = ref.sigmoid(V @ W.T + c), ref.sigmoid(Vm @ W.T + c)
+    mu, lam = rng.random(nv), rng.random(nh)
+    G = H.T @ V / 20 - Hm.T @ Vm / 9
+    gb, gc = V.mean(0) - Vm.mean(0), H.mean(0) - Hm.mean(0)
+    centred = (H - lam).T @ (V - mu) / 20 - (Hm - lam).T @ (Vm - mu) / 9
+    np.testing.assert_allclose(centred, G - np.outer(gc, mu) - np.outer(lam, gb), atol=1e-14)
+
+    def energy(v, h, W, b, c, mu=0, lam=0):
+        return -(v - mu) @ b - (h - lam) @ c - (h - lam) @ W @ (v - mu)
+
+    lr = 0.3
+    b_c, c_c = b + W.T @ lam, c + W @ mu  # the same model, centred
+    dW, db_c, dc_c = lr * centred, lr * gb, lr * gc
+    new_b, new_c = b + db_c - dW.T @ lam, c + dc_c - dW @ mu
+    for _ in range(5):
+        v, h = (rng.random(nv) < 0.5) * 1.0, (rng.random(nh) < 0.5) * 1.0
+        v0, h0 = np.zeros(nv), np.zeros(nh)
+        diff = energy(v, h, W + dW, b_c + db_c, c_c + dc_c, mu, lam) - energy(
+            v, h, W + dW, new_b, new_c)
+        diff0 = energy(v0, h0, W + dW, b_c + db_c, c_c + dc_c, mu, lam) - energy(
+            v0, h0, W + dW, new_b, new_c)
+        assert diff == pytest.approx(diff0, abs=1e-12)
+        # the uncentred parameters before the step are the same model too
+        assert energy(v, h, W, b_c, c_c, mu, lam) - energy(v, h, W, b, c) == pytest.approx(
+            energy(v0, h0, W, b_c, c_c, mu, lam) - energy(v0, h0, W, b, c), abs=1e-12)
+
+
+CENTRED = [
+    dict(k=1, persistent=True),
+    dict(k=2, persistent=False, momentum=0.5, weight_decay=0.01),
+    dict(k=1, persistent=True, momentum=0.5, sparsity_cost=0.2, offset_rate=0.1),
+    dict(k=1, persistent=False, visible="gaussian", learn_log_var=True, momentum=0.5),
+    dict(k=1, persistent=True, hidden="gaussian"),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_threads", THREADS)
+@pytest.mark.parametrize("settings", CENTRED, ids=str)
+@pytest.mark.parametrize("batch_size", [5, 40])
+def test_centred_epoch_matches_oracle(dtype, n_threads, settings, batch_size):
+    settings = dict(settings)
+    gaussian = settings.pop("visible", "bernoulli") == "gaussian"
+    X, W, b, c, chain = _small_problem(dtype, gaussian=gaussian)
+    nh, nv = W.shape
+    rng = np.random.default_rng(1)
+    arrays = dict(visible_offset=rng.random(nv).astype(dtype),
+                  hidden_offset=rng.random(nh).astype(dtype))
+    if gaussian:
+        arrays.update(log_var=(rng.standard_normal(nv) * 0.3).astype(dtype),
+                      log_var_vel=np.zeros(nv, dtype))
+    kw = dict(batch_size=batch_size, learning_rate=0.05, centered=True, seed=2024, counter=17,
+              **settings)
+    got = _engine_run(X, W, b, c, chain, n_threads=n_threads, arrays=arrays, **kw)
+    f64 = lambda a: a.astype(np.float64)  # noqa: E731
+    extra = {k: f64(arrays[k]) for k in ("visible_offset", "hidden_offset")}
+    zeros = [np.zeros(W.shape), np.zeros(nv), np.zeros(nh)]
+    want = ref.cd_epoch(f64(X), f64(W), f64(b), f64(c), f64(chain), zeros,
+                        np.zeros(nh), visible="gaussian" if gaussian else "bernoulli",
+                        log_var=f64(arrays["log_var"]) if gaussian else None,
+                        log_var_vel=zeros[1] if gaussian else None, extra=extra, **kw)
+    assert got.counter == want[6]
+    tol = dict(rtol=20 * RTOL[dtype], atol=20 * RTOL[dtype])
+    for name, w in [("W", want[0]), ("b", want[1]), ("c", want[2]),
+                    ("visible_offset", extra["visible_offset"]),
+                    ("hidden_offset", extra["hidden_offset"])]:
+        g = getattr(got, name)
+        assert g.dtype == dtype
+        np.testing.assert_allclose(g, w, err_msg=name, **tol)
+    if gaussian:
+        np.testing.assert_allclose(got.log_var, want[7], err_msg="log_var", **tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch_size", [10, 50])
+def test_centred_epoch_is_identical_for_1_and_2_threads(dtype, batch_size):
+    X, W, b, c, chain = _large_problem(dtype)
+    arrays = dict(visible_offset=X.mean(0), hidden_offset=np.full(W.shape[0], 0.5, dtype))
+    kw = dict(batch_size=batch_size, learning_rate=0.05, centered=True, momentum=0.5,
+              persistent=True, arrays=arrays)
+    one = _engine_run(X, W, b, c, chain, n_threads=1, **kw)
+    two = _engine_run(X, W, b, c, chain, n_threads=2, **kw)
+    _assert_same_state(one, two)
+    assert not np.array_equal(one.hidden_offset, arrays["hidden_offset"])
+
+
+def test_centred_rbm_offsets_transform_and_threads(digits01):
+    X = digits01
+    kw = dict(n_components=16, n_iter=3, learning_rate=0.05, centered=True, random_state=0)
+    one = BernoulliRBM(n_jobs=1, **kw).fit(X)
+    two = BernoulliRBM(n_jobs=2, **kw).fit(X)
+    np.testing.assert_array_equal(one.components_, two.components_)
+    np.testing.assert_array_equal(one.hidden_offset_, two.hidden_offset_)
+    assert one.visible_offset_.shape == (64,) and one.hidden_offset_.shape == (16,)
+    # the offsets track the data mean and the data-driven hidden mean
+    np.testing.assert_allclose(one.visible_offset_, X.mean(0), atol=0.05)
+    assert np.abs(one.hidden_offset_ - one.transform(X).mean(0)).max() < 0.2
+    W, c = one.components_, one.intercept_hidden_
+    np.testing.assert_allclose(one.transform(X), ref.sigmoid(X @ W.T + c), rtol=1e-10)
+    plain = BernoulliRBM(**{**kw, "centered": False}).fit(X)
+    assert not hasattr(plain, "visible_offset_") or not plain.visible_offset_.any()
+    untrained = BernoulliRBM(**{**kw, "n_iter": 0}).fit(X)
+    assert one.history_["reconstruction_error"][-1] < 0.5 * untrained._reconstruction(X)[0]
+
+
+def test_files_written_before_the_new_state_load_as_uncentred(digits01, tmp_path):
+    import json
+
+    from fastrbm._persistence import _read
+
+    m = BernoulliRBM(n_components=8, n_iter=1, random_state=0).fit(digits01)
+    m.save(tmp_path / "new.npz")
+    contents, meta = _read(tmp_path / "new.npz")
+    new = {"visible_offset_", "hidden_offset_"}
+    meta = {**meta, "params": {k: v for k, v in meta["params"].items() if k != "centered"},
+            "arrays": [a for a in meta["arrays"] if a not in new]}
+    np.savez(tmp_path / "old.npz", **{k: v for k, v in contents.items() if k not in new},
+             __metadata__=np.array(json.dumps(meta)))
+    old = BernoulliRBM.load(tmp_path / "old.npz")
+    assert not old.centered and not old.visible_offset_.any()
+    assert old.visible_offset_ is old._gibbs.visible_offset
+    a, b = old.partial_fit(digits01), m.partial_fit(digits01)
+    np.testing.assert_array_equal(a.components_, b.components_)
+
+
+SAMPLERS = [dict(centered=True), dict(centered=True, momentum=0.5, hidden_units="gaussian",
+                                      learning_rate=0.01)]
+
+
+@pytest.mark.parametrize("settings", SAMPLERS, ids=str)
+def test_checkpoint_resume_and_rollback_are_bit_identical(digits01, tmp_path, settings):
+    X = digits01
+    kw = dict(n_components=8, n_iter=2, random_state=0, **settings)
+    straight = BernoulliRBM(**kw).fit(X).partial_fit(X)
+    m = BernoulliRBM(**kw).fit(X)
+    m.save(tmp_path / "m.npz")
+    resumed = BernoulliRBM.load(tmp_path / "m.npz").partial_fit(X)
+    engine = m._gibbs
+    engine.snapshot()  # rollback: an epoch, then restore, then the same epoch again
+    m.partial_fit(X)
+    engine.restore()
+    m._sync_stream(engine)
+    m.partial_fit(X)
+    for model in (resumed, m):
+        for name, a in straight._gibbs.state().items():
+            np.testing.assert_array_equal(a, model._gibbs.state()[name], err_msg=name)
+        assert model._gibbs.counter == straight._gibbs.counter

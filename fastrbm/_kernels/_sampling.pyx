@@ -858,6 +858,37 @@ cdef inline void _momentum_step(floating *W, floating *W_vel, const floating *G,
     W[e] = W[e] + W_vel[e]
 
 
+cdef struct Centring:
+    # The offsets of a centred RBM (Melchior, Fischer & Wiskott 2016) and the batch's
+    # unscaled bias gradients (column sums, see _bias_gradient), for the update tasks; the
+    # pointers are to the engine's floating type (a struct cannot be fused).
+    const void *mu_
+    const void *lam_
+    const void *gb_
+    const void *gc_
+
+
+cdef inline void _centre_gradient(const Centring *centring, Py_ssize_t i0, Py_ssize_t i1,
+                                  Py_ssize_t nv, Py_ssize_t nh, bint transposed, floating *G,
+                                  floating scale) noexcept nogil:
+    """G -> the centred weight gradient <(v - mu)(h - lambda)>_data - <...>_model for the
+    hidden units i0..i1-1, from the uncentred one: G - gc mu^T - lambda gb^T, with gb, gc
+    the bias gradients (unscaled sums times ``scale`` = 1 / n)."""
+    cdef const floating *mu = <const floating *> centring.mu_
+    cdef const floating *lam = <const floating *> centring.lam_
+    cdef const floating *gb = <const floating *> centring.gb_
+    cdef const floating *gc = <const floating *> centring.gc_
+    cdef Py_ssize_t i, j
+    if transposed:
+        for j in range(nv):
+            for i in range(i0, i1):
+                G[j * nh + i] = G[j * nh + i] - scale * (gc[i] * mu[j] + lam[i] * gb[j])
+    else:
+        for i in range(i0, i1):
+            for j in range(nv):
+                G[i * nv + j] = G[i * nv + j] - scale * (gc[i] * mu[j] + lam[i] * gb[j])
+
+
 cdef void _update_hidden_block(
         Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t nv, Py_ssize_t nh, bint transposed,
         floating *W, floating *c, floating *W_vel, floating *c_vel, floating *G,
@@ -865,17 +896,21 @@ cdef void _update_hidden_block(
         const floating *V0, const floating *Hpos, Py_ssize_t n,
         const floating *Vneg, const floating *Hneg, Py_ssize_t n_neg,
         bint plain, floating lr, floating mom, floating wd, floating sp_target,
-        floating sp_cost, floating decay, floating *wg=NULL) noexcept nogil:
+        floating sp_cost, floating decay, floating *wg=NULL,
+        const Centring *centring=NULL) noexcept nogil:
     """Update the weights W[i0:i1] and biases c[i0:i1] of hidden units i0..i1-1.
 
     W, W_vel and G are (nh, nv), or with ``transposed`` all three (nv, nh) (the block is
     then columns i0..i1-1). With ``wg`` not NULL (learned Gaussian variances), first write
     wg[j] = sum over these hidden units i of W[i, j] G[i, j], from the weights before the
     update: the block's share of the interaction term of the log-variance gradient (see
-    cd_epoch)."""
+    cd_epoch). With ``centring`` (never with ``plain``), the gradient is the centred one
+    and c moves by its centred step less dW mu (see _centre_gradient); the visible biases'
+    share -dW^T lambda comes after every block (_centre_visible_bias)."""
     cdef floating alpha_pos = 1.0 / n, alpha_neg = -1.0 / n_neg
     cdef Py_ssize_t i, j, m = i1 - i0
     cdef floating step = lr * alpha_pos
+    cdef const floating *mu
     if plain:  # accumulate lr * gradient straight into W
         _weight_gemm(transposed, i0, m, nv, nh, n, step, Hpos, V0, 1, W)
         _weight_gemm(transposed, i0, m, nv, nh, n_neg, lr * alpha_neg, Hneg, Vneg, 1, W)
@@ -895,6 +930,8 @@ cdef void _update_hidden_block(
             for i in range(i0, i1):
                 for j in range(nv):
                     wg[j] += W[i * nv + j] * G[i * nv + j]
+    if centring != NULL:
+        _centre_gradient(centring, i0, i1, nv, nh, transposed, G, alpha_pos)
     # Sparsity (Hinton 2010, sec. 11): push the running mean activation q of each hidden
     # unit toward the target through its bias and its incoming weights.
     for i in range(i0, i1):
@@ -915,6 +952,16 @@ cdef void _update_hidden_block(
     for i in range(i0, i1):
         c_vel[i] = mom * c_vel[i] + (step * gc[i] + lr * sp_cost * (sp_target - q_hidden[i]))
         c[i] = c[i] + c_vel[i]
+    if centring != NULL:  # c = c' - W mu: c moves by dc' - dW mu (dW = W_vel)
+        mu = <const floating *> centring.mu_
+        if transposed:
+            for j in range(nv):
+                for i in range(i0, i1):
+                    c[i] = c[i] - W_vel[j * nh + i] * mu[j]
+        else:
+            for i in range(i0, i1):
+                for j in range(nv):
+                    c[i] = c[i] - W_vel[i * nv + j] * mu[j]
 
 
 cdef void _update_visible_bias(
@@ -931,6 +978,27 @@ cdef void _update_visible_bias(
         else:
             b_vel[j] = mom * b_vel[j] + step * gb[j]
             b[j] += b_vel[j]
+
+
+cdef void _centre_visible_bias(Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t nv, Py_ssize_t nh,
+                               bint transposed, floating *b, const floating *W_vel,
+                               const floating *lam, floating *acc) noexcept nogil:
+    """b[j0:j1] -= (dW^T lambda)[j0:j1], dW = W_vel (all hidden blocks updated): the
+    centred visible biases b' = b + W^T lambda moved by their own step only. Each sum runs
+    over i in increasing order in either layout; ``acc`` is scratch (length nv)."""
+    cdef Py_ssize_t i, j
+    for j in range(j0, j1):
+        acc[j] = 0
+    if transposed:
+        for j in range(j0, j1):
+            for i in range(nh):
+                acc[j] = acc[j] + W_vel[j * nh + i] * lam[i]
+    else:
+        for i in range(nh):
+            for j in range(j0, j1):
+                acc[j] = acc[j] + W_vel[i * nv + j] * lam[i]
+    for j in range(j0, j1):
+        b[j] = b[j] - acc[j]
 
 
 cdef void _log_var_data_term(
@@ -956,14 +1024,15 @@ cdef void _log_var_data_term(
 cdef struct EpochSettings:
     # The hyperparameters of an epoch, set by name through GibbsEngine.configure.
     double learning_rate, momentum, weight_decay, sparsity_target, sparsity_cost
-    double log_var_min, log_var_max
+    double log_var_min, log_var_max, offset_rate
     Py_ssize_t batch_size
     int k, n_blocks, n_threads, hidden
-    bint persistent, learn_log_var
+    bint persistent, learn_log_var, centered
 
 
 # The engine's state, in a fixed order: (name, shape in terms of the layer sizes). Rows of
 # ``chains`` are free (their number is the caller's); Gaussian models add the last two.
+# The offsets mu (visible) and lambda (hidden) of centring are 0 in an uncentred model.
 STATE_SHAPES = (
     ("W", ("n_hidden", "n_visible")),
     ("b", ("n_visible",)),
@@ -973,6 +1042,8 @@ STATE_SHAPES = (
     ("b_vel", ("n_visible",)),
     ("c_vel", ("n_hidden",)),
     ("q_hidden", ("n_hidden",)),
+    ("visible_offset", ("n_visible",)),
+    ("hidden_offset", ("n_hidden",)),
     ("log_var", ("n_visible",)),
     ("log_var_vel", ("n_visible",)),
 )
@@ -1025,6 +1096,7 @@ cdef class GibbsEngine:
     True
     """
     cdef readonly object W, b, c, chains, W_vel, b_vel, c_vel, q_hidden, log_var, log_var_vel
+    cdef readonly object visible_offset, hidden_offset
     cdef readonly object dtype
     cdef readonly str visible
     cdef public uint64_t seed, counter
@@ -1036,8 +1108,8 @@ cdef class GibbsEngine:
     cdef uint64_t backup_counter
 
     def __init__(self, W, b, c, chains, *, W_vel=None, b_vel=None, c_vel=None,
-                 q_hidden=None, log_var=None, log_var_vel=None, uint64_t seed=0,
-                 uint64_t counter=0, names=None):
+                 q_hidden=None, visible_offset=None, hidden_offset=None, log_var=None,
+                 log_var_vel=None, uint64_t seed=0, uint64_t counter=0, names=None):
         names = names or {}
         dtype = getattr(W, "dtype", None)
         if dtype not in (np.float32, np.float64):
@@ -1048,7 +1120,8 @@ cdef class GibbsEngine:
         sizes = {"n_hidden": nh, "n_visible": nv}
         gaussian = log_var is not None
         given = dict(W=W, b=b, c=c, chains=chains, W_vel=W_vel, b_vel=b_vel, c_vel=c_vel,
-                     q_hidden=q_hidden, log_var=log_var, log_var_vel=log_var_vel)
+                     q_hidden=q_hidden, visible_offset=visible_offset,
+                     hidden_offset=hidden_offset, log_var=log_var, log_var_vel=log_var_vel)
         for name, shape in STATE_SHAPES:
             if name.startswith("log_var") and not gaussian:
                 continue
@@ -1070,6 +1143,7 @@ cdef class GibbsEngine:
         self.W, self.b, self.c, self.chains = W, b, c, chains
         self.W_vel, self.b_vel, self.c_vel = given["W_vel"], given["b_vel"], given["c_vel"]
         self.q_hidden = given["q_hidden"]
+        self.visible_offset, self.hidden_offset = given["visible_offset"], given["hidden_offset"]
         self.log_var, self.log_var_vel = log_var, given["log_var_vel"]
         self.visible = "gaussian" if gaussian else "bernoulli"
         self.dtype = np.dtype(dtype)
@@ -1107,6 +1181,7 @@ cdef class GibbsEngine:
         """
         arrays = dict(W=self.W, b=self.b, c=self.c, chains=self.chains, W_vel=self.W_vel,
                       b_vel=self.b_vel, c_vel=self.c_vel, q_hidden=self.q_hidden,
+                      visible_offset=self.visible_offset, hidden_offset=self.hidden_offset,
                       log_var=self.log_var, log_var_vel=self.log_var_vel)
         return {name: arrays[name] for name, _ in STATE_SHAPES if arrays[name] is not None}
 
@@ -1114,7 +1189,8 @@ cdef class GibbsEngine:
                   double sparsity_target=0.1, double sparsity_cost=0, int k=1,
                   bint persistent=False, Py_ssize_t batch_size, str hidden="bernoulli",
                   bint learn_log_var=False, double log_var_min=-10, double log_var_max=10,
-                  int n_blocks=1, int n_threads=1):
+                  bint centered=False, double offset_rate=0.01, int n_blocks=1,
+                  int n_threads=1):
         """Set the hyperparameters of the following epochs (all by name).
 
         Parameters
@@ -1137,6 +1213,11 @@ cdef class GibbsEngine:
         learn_log_var : bool
             Learn the Gaussian visible units' log-variances, clipped to
             [``log_var_min``, ``log_var_max``].
+        centered : bool
+            Take the gradient in the centred parameterisation (Melchior, Fischer &
+            Wiskott 2016) with the offsets ``visible_offset`` (mu) and ``hidden_offset``
+            (lambda), which slide toward each batch's data mean and data-driven hidden
+            mean by ``offset_rate`` (see :meth:`epoch`).
         n_blocks, n_threads : int
             Blocks of units per layer (results depend on it) and OpenMP threads (results
             do not).
@@ -1149,6 +1230,8 @@ cdef class GibbsEngine:
             raise ValueError("learn_log_var needs Gaussian visible units (log_var)")
         if not log_var_min <= log_var_max:
             raise ValueError("log_var_min must not exceed log_var_max")
+        if not 0 <= offset_rate <= 1:
+            raise ValueError(f"offset_rate must lie in [0, 1], got {offset_rate}")
         cdef EpochSettings s
         s.learning_rate, s.momentum, s.weight_decay = learning_rate, momentum, weight_decay
         s.sparsity_target, s.sparsity_cost = sparsity_target, sparsity_cost
@@ -1156,6 +1239,7 @@ cdef class GibbsEngine:
         s.batch_size, s.k, s.n_blocks, s.n_threads = batch_size, k, n_blocks, n_threads
         s.hidden = _unit_code(hidden, "hidden")
         s.persistent, s.learn_log_var = persistent, learn_log_var
+        s.centered, s.offset_rate = centered, offset_rate
         self.settings = s
         self.configured = True
         return self
@@ -1191,6 +1275,8 @@ cdef class GibbsEngine:
             np.empty(WT_shape, dtype),                    # 15 WvT
             np.zeros((n_hblocks, nv), dtype),             # 16 wg
             np.zeros(nv, dtype),                          # 17 gz
+            np.zeros(nv, dtype),                          # 18 cgb: centring's gb
+            np.zeros(nh, dtype),                          # 19 cgc: centring's gc
         )
         self.work_key = key
 
@@ -1232,6 +1318,20 @@ cdef class GibbsEngine:
         GEMM), with the same learning rate and momentum (velocity ``log_var_vel``), then
         clipped to [``log_var_min``, ``log_var_max``]; that forces the W update through
         its gradient buffer (the momentum path).
+
+        Centring (``centered``; Montavon & Mueller 2012, Melchior, Fischer & Wiskott 2016):
+        the model is written E = -(v - mu).b' - c'.(h - lambda) - (h - lambda).W (v - mu)
+        with offsets mu (``visible_offset``) and lambda (``hidden_offset``); W, b, c stay
+        the equivalent uncentred parameters, b = b' - W^T lambda, c = c' - W mu. Each batch
+        first slides the offsets, mu <- (1 - r) mu + r <v>_data and lambda <- (1 - r)
+        lambda + r <h>_data (r = ``offset_rate``, the data-driven hidden probabilities),
+        then takes the centred gradient <(h - lambda)(v - mu)^T>_data - <...>_model = G -
+        g_c mu^T - lambda g_b^T (G, g_b, g_c the uncentred gradients, no extra GEMM), the
+        biases' gradients unchanged. The update (momentum, weight decay, sparsity as above)
+        applies to W, b', c'; in uncentred terms dW as usual, db = db' - dW^T lambda, dc =
+        dc' - dW mu; the velocities are those of W, b', c'. Gaussian visible units are
+        centred in the variable the hidden layer sees, v / sigma^2; the log-variance
+        gradient stays the uncentred one.
 
         Parameters
         ----------
@@ -1347,8 +1447,9 @@ cdef uint64_t _epoch(GibbsEngine e, const floating[:, ::1] X, const floating[::1
     cdef int k = s.k, n_blocks = s.n_blocks, n_threads = s.n_threads
     cdef bint gaussian = vis == GAUSSIAN
     cdef bint learn = gaussian and s.learn_log_var
+    cdef bint centered = s.centered
     cdef bint plain = (s.momentum == 0 and s.weight_decay == 0 and s.sparsity_cost == 0
-                       and not learn)
+                       and not learn and not centered)
     cdef uint64_t seed = e.seed, counter = e.counter
     cdef Py_ssize_t start, n, n_neg, blk, size, n_hblocks, j
     cdef floating zj
@@ -1387,6 +1488,19 @@ cdef uint64_t _epoch(GibbsEngine e, const floating[:, ::1] X, const floating[::1
     # quadratic term, summed in a fixed order after the tasks.
     cdef floating[:, ::1] wg = e.work[16]
     cdef floating[::1] gz = e.work[17]
+    # Centring: the offsets, and the batch's bias gradients over all units (the update
+    # tasks read them whole, so they cannot share gb / gc, which each task overwrites).
+    cdef floating[::1] mu = e.visible_offset
+    cdef floating[::1] lam = e.hidden_offset
+    cdef floating[::1] cgb = e.work[18]
+    cdef floating[::1] cgc = e.work[19]
+    cdef floating rate = s.offset_rate
+    cdef Centring centring
+    cdef Centring *centp = NULL
+    if centered:
+        centring.mu_, centring.lam_ = &mu[0], &lam[0]
+        centring.gb_, centring.gc_ = &cgb[0], &cgc[0]
+        centp = &centring
     memset(&vmean[0], 0, nv * sizeof(floating))
     if gaussian:
         _sigma_from_log_var(&log_var[0], nv, sig, ivar)
@@ -1460,22 +1574,44 @@ cdef uint64_t _epoch(GibbsEngine e, const floating[:, ::1] X, const floating[::1
             if not plain and s.sparsity_cost != 0:
                 memset(&vmean[0], 0, nv * sizeof(floating))
                 _add_colsum(Vs0, n, nv, nv, <floating> (1.0 / n), &vmean[0])
+            if centered:
+                # The offsets slide toward this batch's means (Melchior et al. 2016, alg.
+                # 1: mu toward the data, lambda toward the data-driven hidden units); the
+                # gradient then is taken at the new offsets. The uncentred parameters
+                # stand for the same model at any offsets, so they need no reparameterising.
+                _bias_gradient(Vs0, n, Vsn, n_neg, nv, nv, &cgb[0])
+                _bias_gradient(&Hpos[0, 0], n, &Hneg[0, 0], n_neg, nh, nh, &cgc[0])
+                for j in range(nv):
+                    mu[j] = (1 - rate) * mu[j]
+                _add_colsum(Vs0, n, nv, nv, rate / n, &mu[0])
+                for j in range(nh):
+                    lam[j] = (1 - rate) * lam[j]
+                _add_colsum(&Hpos[0, 0], n, nh, nh, rate / n, &lam[0])
             for blk in prange(n_tasks, num_threads=n_threads, schedule="static",
                               use_threads_if=n_threads > 1):
                 if blk < n_vblocks:
                     if learn:  # before b moves
                         _log_var_data_term(blk * vsize, min(nv, (blk + 1) * vsize), nv, &b[0],
                                            ivar, V0, n, &Vneg[0, 0], n_neg, &gz[0])
-                    _update_visible_bias(blk * vsize, min(nv, (blk + 1) * vsize), nv, &b[0],
-                                         bv, &gb[0], Vs0, n, Vsn, n_neg, plain,
-                                         s.learning_rate, s.momentum)
+                    if not centered:
+                        _update_visible_bias(blk * vsize, min(nv, (blk + 1) * vsize), nv,
+                                             &b[0], bv, &gb[0], Vs0, n, Vsn, n_neg, plain,
+                                             s.learning_rate, s.momentum)
                 if blk < n_hblocks:
                     _update_hidden_block(
                         blk * size, min(nh, (blk + 1) * size), nv, nh, transposed, Wk, &c[0],
                         Wv, cv, &G[0, 0], &gc[0], q, &vmean[0], Vs0, &Hpos[0, 0], n, Vsn,
                         &Hneg[0, 0], n_neg, plain, s.learning_rate, s.momentum,
                         s.weight_decay, s.sparsity_target, s.sparsity_cost, 0.9,
-                        &wg[blk, 0] if learn else NULL)
+                        &wg[blk, 0] if learn else NULL, centp)
+            if centered:  # b' moves by its step, b by that less dW^T lambda (every dW known)
+                for blk in prange(n_vblocks, num_threads=n_threads, schedule="static",
+                                  use_threads_if=n_threads > 1):
+                    _update_visible_bias(blk * vsize, min(nv, (blk + 1) * vsize), nv, &b[0],
+                                         bv, &gb[0], Vs0, n, Vsn, n_neg, plain,
+                                         s.learning_rate, s.momentum)
+                    _centre_visible_bias(blk * vsize, min(nv, (blk + 1) * vsize), nv, nh,
+                                         transposed, &b[0], Wv, &lam[0], &gb[0])
             if learn:
                 for j in range(nv):
                     for blk in range(n_hblocks):
