@@ -44,27 +44,6 @@ def _backprop_calls(dtype, parallel):
     bp.predict(X, theta, layout, bn_state, 1e-5, 8, work, out)
 
 
-def _recurrent_calls(dtype):
-    """The kernel calls of a recurrent net's fit, validation and predict, with the
-    estimators' argument types (``fastrbm.rnn``)."""
-    from . import recurrent as rnn
-
-    rng = np.random.RandomState(0)
-    layout, n_params = rnn.make_rnn_layout(2, [3], "lstm", 2, "softmax")
-    theta = (0.1 * rng.standard_normal(n_params)).astype(dtype)
-    X = rng.random_sample((8, 5, 2)).astype(dtype)
-    Y = np.eye(2, dtype=dtype)[np.arange(8) % 2]
-    lengths = np.full(8, 5, np.int64)
-    net = rnn.make_rnn_network(layout, theta, np.zeros_like(theta), np.zeros_like(theta),
-                               4, 5)
-    settings = rnn.make_settings(seed=0, optimizer=rnn.OPT_ADAM, learning_rate=0.001)
-    rnn.loss_grad(X[:4], Y[:4], lengths[:4], net, settings)
-    rnn.run_epoch(X, Y, lengths, rng.permutation(8), 4, net, settings, 0)
-    out = np.empty((8, 2), dtype)
-    work = np.empty(rnn.workspace_size(layout, 8, 5), dtype)
-    rnn.predict(X, lengths, theta, layout, 8, work, out)
-
-
 def compile_engines(dtypes=DTYPES, parallel=True, verbose=False):
     """Compile (or load from Numba's cache) every engine kernel the estimators call: the
     dense engine (DBN nets) and the recurrent one (RNN nets).
@@ -84,6 +63,7 @@ def compile_engines(dtypes=DTYPES, parallel=True, verbose=False):
         Total wall time.
     """
     from .._utils import _numba_threads_are_threadsafe
+    from . import recurrent
 
     start = time.perf_counter()
     _numba_threads_are_threadsafe()  # its probe kernel
@@ -96,7 +76,7 @@ def compile_engines(dtypes=DTYPES, parallel=True, verbose=False):
                       f"{'parallel' if build else 'serial'} build: "
                       f"{time.perf_counter() - t0:.1f}s", flush=True)
         t0 = time.perf_counter()
-        _recurrent_calls(dtype)
+        recurrent.precompile(dtype)
         if verbose:
             print(f"fastrbm: recurrent engine, {dtype}: {time.perf_counter() - t0:.1f}s",
                   flush=True)
