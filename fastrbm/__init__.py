@@ -15,6 +15,7 @@ _LAZY = {
     "DBN": "dbn",
     "DBNClassifier": "dbn",
     "DBNRegressor": "dbn",
+    "DBNAutoencoder": "autoencoder",
     "RNNClassifier": "rnn",
     "RNNRegressor": "rnn",
     "log_partition": "likelihood",
