@@ -217,7 +217,7 @@ def measure(w, cell, threads, rounds, log=print):
 
 
 def report(w, cell, threads, res, log=print):
-    unit = "ms/batch" if w["per_batch"] else "s/epoch"
+    unit = "ms/batch" if w["per_batch"] else f"s/epoch of {len(w['X'])} rows"
     mult = 1e3 if w["per_batch"] else 1.0
     ours = res["fastrbm"][0]
     log(f"{w['name']}, {cell} {w['hidden']}, batch {w['batch']}, {threads} thread(s):")

@@ -63,8 +63,8 @@ Computation
 -----------
 Mini-batch rows are gathered time-major into the workspace, so a layer's whole input
 sequence is one ``(n_steps*batch, n_in)`` matrix: its input projection is one GEMM, then
-each step adds one recurrent GEMM ``h_{t-1} @ U`` and fuses bias, gates and state update in
-one pass over the step's rows. Backward, each step is one GEMM ``dZ_{t+1} @ U^T`` and one
+each step adds one recurrent GEMM ``h_{t-1} @ U``, then bias, gates and state update row by
+row while the step is in cache. Backward, each step is one GEMM ``dZ_{t+1} @ U^T`` and one
 fused pass (the pre-activation gradients overwrite the stored gates in place); the weight
 gradients are then GEMMs over the stacked steps (``dW = X^T dZ``, ``dU = H_{:-1}^T dZ_{1:}``,
 the gradient into the layer below ``dZ W^T``), the bias gradients column sums.
@@ -81,15 +81,20 @@ Notes
   backprop's ``_gemm_ilp64`` finds; the three kernels hold BLAS at one thread themselves
   (``fastrbm._utils.blas_threads(1)``, about 10-30 us per call), so results are bitwise
   the same whatever the thread settings (OpenBLAS's two-thread products round
-  differently: an LSTM-128 epoch's parameters differed). No parallel build: on the shared 2-core test machine a second thread was not
-  measurably available, and OpenBLAS's own two threads made the per-step products slower
-  (64x128 @ 128x512: 69 us on one thread, 92 us on two).
+  differently: an LSTM-128 epoch's parameters differed). No parallel build: on the shared
+  2-core test machine a second thread was not measurably available, and OpenBLAS's own
+  two threads made the per-step products slower (64x128 @ 128x512: 69 us on one thread,
+  92 us on two).
 * Where the time goes (py-spy --native, float32, Fashion-MNIST rows, 128 units, batch
   64): LSTM 81% in sgemm (OpenBLAS picks its Haswell/AVX2 kernels on this AMD EPYC; 9% of
   the time is its packing of U at every step), 19% in the compiled elementwise work; tanh
   88% / 12%. Epochs run at 1.06-1.2x the time of their GEMMs alone. PyTorch's LSTM
   (oneDNN, AVX-512) runs an epoch in less than that GEMM floor, so at one thread it stays
   ahead of this engine for LSTMs; the plain RNN cells are 2-4x faster than PyTorch's.
+* On this AVX-512 AMD EPYC, OpenBLAS 0.3.30/0.3.31 runs its Haswell (AVX2) kernels;
+  ``OPENBLAS_CORETYPE=SkylakeX`` in the environment (read when NumPy loads its OpenBLAS)
+  made the per-step product 64x128 @ 128x512 take 42 instead of 69-82 us, and the LSTM
+  epoch 1.15-1.47x faster than PyTorch's (bench/rnn_compare.py, one thread).
 * Every product goes to the ILP64 OpenBLAS (NumPy's), none to SciPy's: at the per-step
   shapes it was the faster (32x256 @ 256x64: 10.0 against 13.1 us; 64x512 @ 512x128:
   71 against 83 us).
