@@ -100,8 +100,8 @@ Notes
   71 against 83 us).
 * One compiled entry (``_engine``) serves :func:`run_epoch`, :func:`loss_grad` and
   :func:`predict`: Numba generates machine code for the whole call tree of each compiled
-  entry point, so three entries compiled three times (13.5 s per dtype, now 9.5 s cold
-  on the loaded test machine). Pass Python floats and ints, C-contiguous arrays (one
+  entry point, so three entries compiled three times (13.5 s per dtype; one entry: 9.5 s
+  wall, 10-11 s of CPU per dtype cold, on the loaded test machine). Pass Python floats and ints, C-contiguous arrays (one
   specialisation per dtype). Numba's cache is keyed on this file only: after editing
   ``backprop.py``, delete ``__pycache__/recurrent*.nb?``.
 """
