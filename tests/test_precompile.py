@@ -41,3 +41,31 @@ def test_fits_after_compile_engines_compile_nothing(digits, dtype):
     RNNRegressor(hidden_layer_sizes=(4,), cell="tanh", solver="sgd",
                  random_state=0).partial_fit(S[:, :, 0], y.astype(dtype)).predict(S[:, :, 0])
     assert _signature_counts() == before
+
+
+def test_stale_cache_of_a_dependent_module_is_dropped(tmp_path):
+    """A module's cached code goes when a module it compiles in changes, and only then."""
+    from fastrbm._kernels._cache import drop_stale_cache
+
+    module, dependency = tmp_path / "engine.py", tmp_path / "helpers.py"
+    module.write_text("x = 1\n")
+    dependency.write_text("y = 1\n")
+    cache = tmp_path / "__pycache__"
+    cache.mkdir()
+
+    def cached_files():
+        return sorted(p.name for p in cache.iterdir() if p.suffix in (".nbi", ".nbc"))
+
+    def write_cache():
+        for name in ("engine.f-3.py311.nbi", "engine.f-3.py311.1.nbc", "other.g-1.py311.nbi"):
+            (cache / name).write_bytes(b"")
+
+    write_cache()
+    drop_stale_cache(module, [dependency])  # no stamp yet: dropped, stamp written
+    assert cached_files() == ["other.g-1.py311.nbi"]
+    write_cache()
+    drop_stale_cache(module, [dependency])  # unchanged dependency: kept
+    assert len(cached_files()) == 3
+    dependency.write_text("y = 2\n")
+    drop_stale_cache(module, [dependency])
+    assert cached_files() == ["other.g-1.py311.nbi"]

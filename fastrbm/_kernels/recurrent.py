@@ -112,6 +112,8 @@ from numba import njit
 from numba.extending import register_jitable
 
 from .._utils import blas_threads
+from . import backprop as _backprop
+from ._cache import drop_stale_cache
 from .backprop import (
     _N,
     _T,
@@ -135,6 +137,9 @@ from .backprop import (
     make_settings,
     output_loss,
 )
+
+# this module compiles backprop's helpers into its own cached functions
+drop_stale_cache(__file__, [_backprop.__file__])
 
 __all__ = [
     "B_OFF",
@@ -169,7 +174,8 @@ __all__ = [
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 # the simple cells share backprop's activation codes, so _activation_cols applies them
-CELL_SIGMOID, CELL_TANH, CELL_RELU, CELL_LSTM = ACT_LOGISTIC, ACT_TANH, ACT_RELU, 5
+CELL_SIGMOID, CELL_TANH, CELL_RELU = ACT_LOGISTIC, ACT_TANH, ACT_RELU
+CELL_LSTM = 16  # outside the activation codes: never one of them
 CELL_CODES = {"sigmoid": CELL_SIGMOID, "tanh": CELL_TANH, "relu": CELL_RELU,
               "lstm": CELL_LSTM}
 OUTPUT_CODES = {"softmax": ACT_SOFTMAX, "identity": ACT_IDENTITY, "logistic": ACT_LOGISTIC}
