@@ -102,8 +102,9 @@ Notes
   :func:`predict`: Numba generates machine code for the whole call tree of each compiled
   entry point, so three entries compiled three times (13.5 s per dtype; one entry: 9.5 s
   wall, 10-11 s of CPU per dtype cold, on the loaded test machine). Pass Python floats and ints, C-contiguous arrays (one
-  specialisation per dtype). Numba's cache is keyed on this file only: after editing
-  ``backprop.py``, delete ``__pycache__/recurrent*.nb?``.
+  specialisation per dtype). Numba keys its cache by this file only; the module drops
+  its cache files when ``backprop.py``, whose helpers it compiles in, has changed
+  (:func:`fastrbm._kernels._cache.drop_stale_cache`).
 """
 from collections import namedtuple
 
