@@ -102,14 +102,22 @@ def cd_epoch(X, W, b, c, chain, vel, q_hidden, *, batch_size, k, persistent,
              learning_rate, momentum=0.0, weight_decay=0.0, sparsity_target=0.1,
              sparsity_cost=0.0, seed, counter, visible="bernoulli", hidden="bernoulli",
              log_var=None, log_var_vel=None, learn_log_var=False, log_var_min=-10,
-             log_var_max=10, centered=False, offset_rate=0.01, extra=None):
+             log_var_max=10, centered=False, offset_rate=0.01, fast_learning_rate=0.0,
+             fast_weight_decay=0.05, betas=None, swap_every=1, extra=None):
     """One epoch of CD-k / PCD-k, as documented in ``GibbsEngine.epoch``.
 
     Works on copies and returns (W, b, c, chain, vel, q_hidden, counter), and with
     Gaussian visible units also (log_var, log_var_vel). The state of the other samplers
     is in the dict ``extra``, whose entries are replaced by their new values:
-    ``visible_offset`` and ``hidden_offset`` with ``centered``."""
+    ``visible_offset`` and ``hidden_offset`` with ``centered``, ``W_fast``, ``b_fast``,
+    ``c_fast`` with ``fast_learning_rate`` > 0, ``tempered_chains``, ``tempering_step``,
+    ``swap_accepted`` and ``swap_proposed`` with more than one of ``betas``."""
     extra = {} if extra is None else extra
+    fast = fast_learning_rate > 0
+    tempered = betas is not None and len(betas) > 1
+    if tempered:
+        extra["swap_accepted"] = np.zeros(len(betas) - 1)
+        extra["swap_proposed"] = np.zeros(len(betas) - 1)
     W, b, c = W.copy(), b.copy(), c.copy()
     chain = chain.copy()
     vel = [v.copy() for v in vel]
@@ -119,7 +127,7 @@ def cd_epoch(X, W, b, c, chain, vel, q_hidden, *, batch_size, k, persistent,
     z = log_var.copy() if gaussian else np.zeros(X.shape[1])
     z_vel = log_var_vel.copy() if learn else None
     plain = (momentum == 0 and weight_decay == 0 and sparsity_cost == 0 and not learn
-             and not centered)
+             and not centered and not fast)
     for start in range(0, X.shape[0], batch_size):
         inv_var, sigma = np.exp(-z), np.exp(0.5 * z)
         V0 = X[start:start + batch_size]
@@ -131,16 +139,23 @@ def cd_epoch(X, W, b, c, chain, vel, q_hidden, *, batch_size, k, persistent,
         else:
             Hpos, Hs = sample_units(V0s @ W.T, c, hidden, seed, counter)
             counter += 1
-        for step in range(k):
-            _, Vneg = sample_units(Hs @ W, b, visible, seed, counter, sigma)
+        # the negative chains' model: with fast weights, the sum of both sets
+        Wn, bn, cn = ((W + extra["W_fast"], b + extra["b_fast"], c + extra["c_fast"])
+                      if fast else (W, b, c))
+        if tempered:
+            Vneg, Hneg, chain, counter = tempered_steps(
+                chain, extra, Wn, bn, cn, betas, k, swap_every, seed, counter)
+            Vnegs = Vneg
+        for step in range(k if not tempered else 0):
+            _, Vneg = sample_units(Hs @ Wn, bn, visible, seed, counter, sigma)
             Vnegs = Vneg * inv_var if gaussian else Vneg
             counter += 1
             if persistent or step < k - 1:
-                Hneg, Hs = sample_units(Vnegs @ W.T, c, hidden, seed, counter)
+                Hneg, Hs = sample_units(Vnegs @ Wn.T, cn, hidden, seed, counter)
                 counter += 1
             else:
-                Hneg = unit_mean(Vnegs @ W.T + c, hidden)
-        if persistent:
+                Hneg = unit_mean(Vnegs @ Wn.T + cn, hidden)
+        if persistent and not tempered:
             chain = Hs
         n_neg = Vneg.shape[0]
         gW = Hpos.T @ V0s / n - Hneg.T @ Vnegs / n_neg
@@ -172,12 +187,59 @@ def cd_epoch(X, W, b, c, chain, vel, q_hidden, *, batch_size, k, persistent,
             if centered:  # b = b' - W^T lambda, c = c' - W mu at the new offsets
                 b -= vel[0].T @ lam
                 c -= vel[0] @ mu
+        if fast:  # Tieleman & Hinton (2009): the same gradient, a decay of its own
+            keep = 1 - fast_weight_decay
+            extra["W_fast"] = keep * extra["W_fast"] + fast_learning_rate * gW
+            b_step, c_step = fast_learning_rate * gb, fast_learning_rate * gc
+            if centered:
+                b_step = b_step - fast_learning_rate * gW.T @ lam
+                c_step = c_step - fast_learning_rate * gW @ mu
+            extra["b_fast"] = keep * extra["b_fast"] + b_step
+            extra["c_fast"] = keep * extra["c_fast"] + c_step
         if learn:
             z_vel = momentum * z_vel + learning_rate * gz
             z = np.clip(z + z_vel, log_var_min, log_var_max)
     if gaussian:
         return W, b, c, chain, vel, q_hidden, counter, z, z_vel
     return W, b, c, chain, vel, q_hidden, counter
+
+
+def tempered_steps(chain, extra, W, b, c, betas, k, swap_every, seed, counter):
+    """k Gibbs steps of parallel tempering (Bernoulli units), as documented in
+    ``GibbsEngine.epoch``: the chains at betas[0] = 1 are ``chain``, those at the others
+    ``extra["tempered_chains"]`` (in order); returns (V, H_prob, chain at beta 1, counter)
+    for the statistics and updates ``extra``."""
+    M, nc = len(betas), chain.shape[0]
+    H = np.vstack([chain, extra["tempered_chains"]])
+    beta_rows = np.repeat(np.asarray(betas, dtype=np.float64), nc)[:, None]
+
+    def log_p(beta, h, a):  # the hidden marginal at beta, a = h W
+        return beta * c @ h + np.logaddexp(0, beta * (a + b)).sum()
+
+    for _ in range(k):
+        A = H @ W
+        if extra["tempering_step"] % swap_every == 0:
+            u = uniforms(seed, counter, (nc, M - 1))
+            counter += 1
+            for r in range(nc):
+                for m in range(M - 1):  # coldest pair first
+                    i, j = m * nc + r, (m + 1) * nc + r
+                    bi, bj = betas[m], betas[m + 1]
+                    log_ratio = (log_p(bi, H[j], A[j]) + log_p(bj, H[i], A[i])
+                                 - log_p(bi, H[i], A[i]) - log_p(bj, H[j], A[j]))
+                    if log_ratio >= 0 or u[r, m] < np.exp(log_ratio):
+                        H[[i, j]], A[[i, j]] = H[[j, i]], A[[j, i]]
+                        extra["swap_accepted"][m] += 1
+                    extra["swap_proposed"][m] += 1
+        extra["tempering_step"] += 1
+        P = sigmoid(beta_rows * (A + b))
+        V = (uniforms(seed, counter, P.shape) < P).astype(np.float64)
+        counter += 1
+        Hp = sigmoid(beta_rows * (V @ W.T + c))
+        H = (uniforms(seed, counter, Hp.shape) < Hp).astype(np.float64)
+        counter += 1
+    extra["tempered_chains"] = H[nc:]
+    return V[:nc], Hp[:nc], H[:nc], counter
 
 
 def free_energy(X, W, b, c):

@@ -602,7 +602,8 @@ def test_checkpoint_keys_and_engine_arrays_follow_the_state_table(digits, tmp_pa
         keys = set(data.files) - {"__metadata__"}
     want = {"components_", "intercept_hidden_", "intercept_visible_", "h_samples_",
             "_q_hidden", "_velocity.0", "_velocity.1", "_velocity.2", "visible_offset_",
-            "hidden_offset_"}
+            "hidden_offset_", "_W_fast", "_b_fast", "_c_fast", "_tempered_chains",
+            "swap_acceptance_"}
     if cls is GaussianBernoulliRBM:
         want |= {"_log_var", "_velocity.3"}
     assert keys == want

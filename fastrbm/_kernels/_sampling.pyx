@@ -66,6 +66,8 @@ cdef extern from "_simd.h" nogil:
                             uint32_t j0, double *out)
     void frb_logistic_f64(double *out, Py_ssize_t n, uint64_t key)
     void frb_axpy_f64(double a, const double *x, double *y, Py_ssize_t n)
+    double frb_softplus_sum_f32(const float *a, float s, const float *sb, Py_ssize_t n)
+    double frb_softplus_sum_f64(const double *a, double s, const double *sb, Py_ssize_t n)
     double frb_dot_f32(const float *x, const float *y, Py_ssize_t n)
     double frb_dot_f64(const double *x, const double *y, Py_ssize_t n)
     void frb_uniform_f32(float *out, Py_ssize_t n, uint64_t key)
@@ -868,6 +870,19 @@ cdef struct Centring:
     const void *gc_
 
 
+cdef struct Fast:
+    # Fast weights (Tieleman & Hinton 2009), pointers to the engine's floating type: the
+    # fast parameters (W_f in the working layout of W), the negative chains' parameters
+    # W + W_f, b + b_f, c + c_f, and the fast update W_f <- keep W_f + lr * gradient.
+    void *Wf_
+    void *bf_
+    void *cf_
+    void *Wn_
+    void *bn_
+    void *cn_
+    double keep, lr
+
+
 cdef inline void _centre_gradient(const Centring *centring, Py_ssize_t i0, Py_ssize_t i1,
                                   Py_ssize_t nv, Py_ssize_t nh, bint transposed, floating *G,
                                   floating scale) noexcept nogil:
@@ -889,6 +904,69 @@ cdef inline void _centre_gradient(const Centring *centring, Py_ssize_t i0, Py_ss
                 G[i * nv + j] = G[i * nv + j] - scale * (gc[i] * mu[j] + lam[i] * gb[j])
 
 
+cdef void _fast_hidden_block(const Fast *fast, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t nv,
+                             Py_ssize_t nh, bint transposed, const floating *W,
+                             const floating *c, const floating *G, const floating *gc,
+                             floating scale, const Centring *centring) noexcept nogil:
+    """The fast step of hidden units i0..i1-1 (Tieleman & Hinton 2009): W_f <- keep W_f +
+    lr G, c_f <- keep c_f + lr g_c (g_c an unscaled sum, times ``scale``), less lr G mu
+    when centred (as c, see _update_hidden_block); then the negative chains' W + W_f and
+    c + c_f. W, G and W_f share the working layout."""
+    cdef floating *Wf = <floating *> fast.Wf_
+    cdef floating *cf = <floating *> fast.cf_
+    cdef floating *Wn = <floating *> fast.Wn_
+    cdef floating *cn = <floating *> fast.cn_
+    cdef floating keep = fast.keep, lr = fast.lr
+    cdef const floating *mu
+    cdef Py_ssize_t i, j, e
+    for i in range(i0, i1):
+        cf[i] = keep * cf[i] + lr * scale * gc[i]
+    if transposed:
+        for j in range(nv):
+            for i in range(i0, i1):
+                e = j * nh + i
+                Wf[e] = keep * Wf[e] + lr * G[e]
+                Wn[e] = W[e] + Wf[e]
+    else:
+        for i in range(i0, i1):
+            for j in range(nv):
+                e = i * nv + j
+                Wf[e] = keep * Wf[e] + lr * G[e]
+                Wn[e] = W[e] + Wf[e]
+    if centring != NULL:
+        mu = <const floating *> centring.mu_
+        if transposed:
+            for j in range(nv):
+                for i in range(i0, i1):
+                    cf[i] = cf[i] - lr * G[j * nh + i] * mu[j]
+        else:
+            for i in range(i0, i1):
+                for j in range(nv):
+                    cf[i] = cf[i] - lr * G[i * nv + j] * mu[j]
+    for i in range(i0, i1):
+        cn[i] = c[i] + cf[i]
+
+
+cdef void _fast_visible_bias(const Fast *fast, Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t nv,
+                             Py_ssize_t nh, bint transposed, const floating *b,
+                             const floating *G, const floating *gb, floating scale,
+                             const Centring *centring, floating *acc) noexcept nogil:
+    """The fast step of the visible biases j0..j1-1 (after b's own): b_f <- keep b_f +
+    lr g_b (an unscaled sum, times ``scale``), less lr G^T lambda when centred (every
+    hidden block done); then the negative chains' b + b_f."""
+    cdef floating *bf = <floating *> fast.bf_
+    cdef floating *bn = <floating *> fast.bn_
+    cdef floating keep = fast.keep, lr = fast.lr
+    cdef Py_ssize_t j
+    for j in range(j0, j1):
+        bf[j] = keep * bf[j] + lr * scale * gb[j]
+    if centring != NULL:
+        _centre_visible_bias(j0, j1, nv, nh, transposed, bf, G,
+                             <const floating *> centring.lam_, acc, lr)
+    for j in range(j0, j1):
+        bn[j] = b[j] + bf[j]
+
+
 cdef void _update_hidden_block(
         Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t nv, Py_ssize_t nh, bint transposed,
         floating *W, floating *c, floating *W_vel, floating *c_vel, floating *G,
@@ -897,7 +975,7 @@ cdef void _update_hidden_block(
         const floating *Vneg, const floating *Hneg, Py_ssize_t n_neg,
         bint plain, floating lr, floating mom, floating wd, floating sp_target,
         floating sp_cost, floating decay, floating *wg=NULL,
-        const Centring *centring=NULL) noexcept nogil:
+        const Centring *centring=NULL, const Fast *fast=NULL) noexcept nogil:
     """Update the weights W[i0:i1] and biases c[i0:i1] of hidden units i0..i1-1.
 
     W, W_vel and G are (nh, nv), or with ``transposed`` all three (nv, nh) (the block is
@@ -906,7 +984,9 @@ cdef void _update_hidden_block(
     update: the block's share of the interaction term of the log-variance gradient (see
     cd_epoch). With ``centring`` (never with ``plain``), the gradient is the centred one
     and c moves by its centred step less dW mu (see _centre_gradient); the visible biases'
-    share -dW^T lambda comes after every block (_centre_visible_bias)."""
+    share -dW^T lambda comes after every block (_centre_visible_bias). With ``fast`` (never
+    with ``plain``), the fast weights and hidden biases of the block then take their step
+    from the same gradient, and the negative chains' parameters are set to their sums."""
     cdef floating alpha_pos = 1.0 / n, alpha_neg = -1.0 / n_neg
     cdef Py_ssize_t i, j, m = i1 - i0
     cdef floating step = lr * alpha_pos
@@ -962,6 +1042,8 @@ cdef void _update_hidden_block(
             for i in range(i0, i1):
                 for j in range(nv):
                     c[i] = c[i] - W_vel[i * nv + j] * mu[j]
+    if fast != NULL:
+        _fast_hidden_block(fast, i0, i1, nv, nh, transposed, W, c, G, gc, alpha_pos, centring)
 
 
 cdef void _update_visible_bias(
@@ -982,10 +1064,11 @@ cdef void _update_visible_bias(
 
 cdef void _centre_visible_bias(Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t nv, Py_ssize_t nh,
                                bint transposed, floating *b, const floating *W_vel,
-                               const floating *lam, floating *acc) noexcept nogil:
-    """b[j0:j1] -= (dW^T lambda)[j0:j1], dW = W_vel (all hidden blocks updated): the
-    centred visible biases b' = b + W^T lambda moved by their own step only. Each sum runs
-    over i in increasing order in either layout; ``acc`` is scratch (length nv)."""
+                               const floating *lam, floating *acc,
+                               floating scale=1) noexcept nogil:
+    """b[j0:j1] -= scale * (dW^T lambda)[j0:j1], dW = W_vel (all hidden blocks updated):
+    the centred visible biases b' = b + W^T lambda moved by their own step only. Each sum
+    runs over i in increasing order in either layout; ``acc`` is scratch (length nv)."""
     cdef Py_ssize_t i, j
     for j in range(j0, j1):
         acc[j] = 0
@@ -998,7 +1081,7 @@ cdef void _centre_visible_bias(Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t nv, Py_s
             for j in range(j0, j1):
                 acc[j] = acc[j] + W_vel[i * nv + j] * lam[i]
     for j in range(j0, j1):
-        b[j] = b[j] - acc[j]
+        b[j] = b[j] - scale * acc[j]
 
 
 cdef void _log_var_data_term(
@@ -1021,18 +1104,114 @@ cdef void _log_var_data_term(
         out[j] = <floating> 0.5 * inv_var[j] * (pos / n - neg / n_neg)
 
 
+cdef struct Tempering:
+    # Parallel tempering (see GibbsEngine.epoch): M temperatures of nc chains each, stacked
+    # in arrays of M * nc rows, temperature m at rows m nc .. (m + 1) nc - 1.
+    const double *betas
+    int M
+    Py_ssize_t nc
+
+
+cdef void _tempered_gemm(bint up, const floating *In, Py_ssize_t N, Py_ssize_t nin,
+                         const floating *W, bint transposed, Py_ssize_t nout, floating *Out,
+                         int n_blocks, int n_threads) noexcept nogil:
+    """Out = In @ W^T (``up``: the hidden layer's input) or In @ W (the visible layer's),
+    for all N rows at once, in column blocks shared among the threads; no activation."""
+    cdef Py_ssize_t size = _block_size(nout, n_blocks), count = (nout + size - 1) // size, blk
+    for blk in prange(count, num_threads=n_threads, schedule="static",
+                      use_threads_if=n_threads > 1):
+        if up:
+            _hidden_gemm(transposed, In, N, nin, W, nout, blk * size,
+                         min(nout, (blk + 1) * size), Out)
+        else:
+            _visible_gemm(transposed, In, N, nin, W, nout, blk * size,
+                          min(nout, (blk + 1) * size), Out)
+
+
+cdef void _tempered_activate(const Tempering *t, floating *P, floating *S, Py_ssize_t cols,
+                             const floating *scaled_bias, uint64_t seed, uint64_t counter,
+                             int n_blocks, int n_threads) noexcept nogil:
+    """P <- sigmoid(beta_m (P + bias)) and S ~ P for the rows of each temperature m
+    (``scaled_bias`` row m holds beta_m * bias); draws at (seed, counter, row, column)."""
+    cdef Py_ssize_t size = _block_size(cols, n_blocks), count = (cols + size - 1) // size
+    cdef Py_ssize_t blk, j0, off
+    cdef int m
+    for blk in prange(count, num_threads=n_threads, schedule="static",
+                      use_threads_if=n_threads > 1):
+        j0 = blk * size
+        for m in range(t.M):
+            off = m * t.nc * cols + j0
+            _activate(P + off, cols, <floating> t.betas[m], scaled_bias + m * cols + j0,
+                      S + off, t.nc, min(cols, j0 + size) - j0, j0, seed, counter, m * t.nc)
+
+
+cdef inline double _tempered_log_p(const floating *a, const floating *h, const floating *c,
+                                   double beta, const floating *sb, Py_ssize_t nv,
+                                   Py_ssize_t nh) noexcept nogil:
+    """log p*_beta(h) = beta c.h + sum_j softplus(beta (h W + b)_j), the hidden marginal
+    of a Bernoulli RBM at inverse temperature beta (a = h W, sb = beta b)."""
+    if floating is float:
+        return beta * frb_dot_f32(c, h, nh) + frb_softplus_sum_f32(a, <float> beta, sb, nv)
+    else:
+        return beta * frb_dot_f64(c, h, nh) + frb_softplus_sum_f64(a, beta, sb, nv)
+
+
+cdef void _tempered_swaps(const Tempering *t, floating *H, floating *A, Py_ssize_t nh,
+                          Py_ssize_t nv, const floating *c, const floating *sb,
+                          uint64_t seed, uint64_t counter, double *flags,
+                          int n_threads) noexcept nogil:
+    """One round of swap proposals: for each chain r and each neighbouring pair (m, m + 1)
+    in turn from the coldest, exchange the states (rows of H and of A = H W) of chain r at
+    beta_m and beta_m+1 with the Metropolis probability min(1, p_m(h') p_m+1(h) / (p_m(h)
+    p_m+1(h'))), from the uniform at (seed, counter, r, m). flags[r * M + m] receives 1
+    for an accepted swap, else 0."""
+    cdef Py_ssize_t r, i, j, x
+    cdef int m, M = t.M
+    cdef double bi, bj, log_ratio
+    cdef floating tmp
+    for r in prange(t.nc, num_threads=n_threads, schedule="static",
+                    use_threads_if=n_threads > 1):
+        frb_uniform_f64(flags + r * M, M - 1, frb_row_key(seed, counter, r))
+        for m in range(M - 1):
+            i = m * t.nc + r
+            j = i + t.nc
+            bi, bj = t.betas[m], t.betas[m + 1]
+            log_ratio = (_tempered_log_p(A + j * nv, H + j * nh, c, bi, sb + m * nv, nv, nh)
+                         + _tempered_log_p(A + i * nv, H + i * nh, c, bj, sb + (m + 1) * nv,
+                                           nv, nh)
+                         - _tempered_log_p(A + i * nv, H + i * nh, c, bi, sb + m * nv, nv, nh)
+                         - _tempered_log_p(A + j * nv, H + j * nh, c, bj, sb + (m + 1) * nv,
+                                           nv, nh))
+            if log_ratio >= 0 or flags[r * M + m] < exp(log_ratio):
+                flags[r * M + m] = 1
+                for x in range(nh):
+                    tmp = H[i * nh + x]
+                    H[i * nh + x] = H[j * nh + x]
+                    H[j * nh + x] = tmp
+                for x in range(nv):
+                    tmp = A[i * nv + x]
+                    A[i * nv + x] = A[j * nv + x]
+                    A[j * nv + x] = tmp
+            else:
+                flags[r * M + m] = 0
+
+
 cdef struct EpochSettings:
     # The hyperparameters of an epoch, set by name through GibbsEngine.configure.
     double learning_rate, momentum, weight_decay, sparsity_target, sparsity_cost
-    double log_var_min, log_var_max, offset_rate
+    double log_var_min, log_var_max, offset_rate, fast_learning_rate, fast_weight_decay
     Py_ssize_t batch_size
-    int k, n_blocks, n_threads, hidden
+    int k, n_blocks, n_threads, hidden, swap_every
     bint persistent, learn_log_var, centered
 
 
 # The engine's state, in a fixed order: (name, shape in terms of the layer sizes). Rows of
 # ``chains`` are free (their number is the caller's); Gaussian models add the last two.
-# The offsets mu (visible) and lambda (hidden) of centring are 0 in an uncentred model.
+# The offsets mu (visible) and lambda (hidden) of centring are 0 in an uncentred model; the
+# fast weights and biases of fast-weights PCD have the shapes of W, b, c when used (else no
+# rows, so that models without them store nothing); ``tempered_chains`` holds the
+# hidden states of the chains at the inverse temperatures below 1 (no rows without
+# tempering).
 STATE_SHAPES = (
     ("W", ("n_hidden", "n_visible")),
     ("b", ("n_visible",)),
@@ -1044,6 +1223,10 @@ STATE_SHAPES = (
     ("q_hidden", ("n_hidden",)),
     ("visible_offset", ("n_visible",)),
     ("hidden_offset", ("n_hidden",)),
+    ("W_fast", (None, "n_visible")),
+    ("b_fast", (None,)),
+    ("c_fast", (None,)),
+    ("tempered_chains", (None, "n_hidden")),
     ("log_var", ("n_visible",)),
     ("log_var_vel", ("n_visible",)),
 )
@@ -1096,7 +1279,10 @@ cdef class GibbsEngine:
     True
     """
     cdef readonly object W, b, c, chains, W_vel, b_vel, c_vel, q_hidden, log_var, log_var_vel
-    cdef readonly object visible_offset, hidden_offset
+    cdef readonly object visible_offset, hidden_offset, W_fast, b_fast, c_fast
+    cdef readonly object tempered_chains, betas, swap_accepted, swap_proposed
+    cdef public uint64_t tempering_step
+    cdef uint64_t backup_tempering_step
     cdef readonly object dtype
     cdef readonly str visible
     cdef public uint64_t seed, counter
@@ -1108,8 +1294,10 @@ cdef class GibbsEngine:
     cdef uint64_t backup_counter
 
     def __init__(self, W, b, c, chains, *, W_vel=None, b_vel=None, c_vel=None,
-                 q_hidden=None, visible_offset=None, hidden_offset=None, log_var=None,
-                 log_var_vel=None, uint64_t seed=0, uint64_t counter=0, names=None):
+                 q_hidden=None, visible_offset=None, hidden_offset=None, W_fast=None,
+                 b_fast=None, c_fast=None, tempered_chains=None, log_var=None,
+                 log_var_vel=None, uint64_t seed=0, uint64_t counter=0,
+                 uint64_t tempering_step=0, names=None):
         names = names or {}
         dtype = getattr(W, "dtype", None)
         if dtype not in (np.float32, np.float64):
@@ -1121,7 +1309,8 @@ cdef class GibbsEngine:
         gaussian = log_var is not None
         given = dict(W=W, b=b, c=c, chains=chains, W_vel=W_vel, b_vel=b_vel, c_vel=c_vel,
                      q_hidden=q_hidden, visible_offset=visible_offset,
-                     hidden_offset=hidden_offset, log_var=log_var, log_var_vel=log_var_vel)
+                     hidden_offset=hidden_offset, W_fast=W_fast, b_fast=b_fast, c_fast=c_fast,
+                     tempered_chains=tempered_chains, log_var=log_var, log_var_vel=log_var_vel)
         for name, shape in STATE_SHAPES:
             if name.startswith("log_var") and not gaussian:
                 continue
@@ -1144,6 +1333,11 @@ cdef class GibbsEngine:
         self.W_vel, self.b_vel, self.c_vel = given["W_vel"], given["b_vel"], given["c_vel"]
         self.q_hidden = given["q_hidden"]
         self.visible_offset, self.hidden_offset = given["visible_offset"], given["hidden_offset"]
+        self.W_fast, self.b_fast, self.c_fast = given["W_fast"], given["b_fast"], given["c_fast"]
+        self.tempered_chains = given["tempered_chains"]
+        self.tempering_step = tempering_step
+        self.betas = np.ones(1)
+        self.swap_accepted = self.swap_proposed = np.zeros(0)
         self.log_var, self.log_var_vel = log_var, given["log_var_vel"]
         self.visible = "gaussian" if gaussian else "bernoulli"
         self.dtype = np.dtype(dtype)
@@ -1155,7 +1349,8 @@ cdef class GibbsEngine:
     def __reduce__(self):
         # Pickled as its state (the arrays themselves, so that holders of the same arrays
         # keep sharing them); settings and work buffers are set up again when used.
-        return (_engine_from_state, (self.state(), self.seed, self.counter))
+        return (_engine_from_state, (self.state(), self.seed, self.counter,
+                                     self.tempering_step))
 
     def __eq__(self, other):
         # Equal states (arrays, dtypes, stream position): what makes two engines train alike.
@@ -1163,6 +1358,7 @@ cdef class GibbsEngine:
             return NotImplemented
         mine, theirs = self.state(), other.state()
         return (self.seed == other.seed and self.counter == other.counter
+                and self.tempering_step == other.tempering_step
                 and mine.keys() == theirs.keys()
                 and all(a.dtype == theirs[k].dtype and a.shape == theirs[k].shape
                         and np.array_equal(a, theirs[k], equal_nan=True)
@@ -1182,6 +1378,8 @@ cdef class GibbsEngine:
         arrays = dict(W=self.W, b=self.b, c=self.c, chains=self.chains, W_vel=self.W_vel,
                       b_vel=self.b_vel, c_vel=self.c_vel, q_hidden=self.q_hidden,
                       visible_offset=self.visible_offset, hidden_offset=self.hidden_offset,
+                      W_fast=self.W_fast, b_fast=self.b_fast, c_fast=self.c_fast,
+                      tempered_chains=self.tempered_chains,
                       log_var=self.log_var, log_var_vel=self.log_var_vel)
         return {name: arrays[name] for name, _ in STATE_SHAPES if arrays[name] is not None}
 
@@ -1189,8 +1387,9 @@ cdef class GibbsEngine:
                   double sparsity_target=0.1, double sparsity_cost=0, int k=1,
                   bint persistent=False, Py_ssize_t batch_size, str hidden="bernoulli",
                   bint learn_log_var=False, double log_var_min=-10, double log_var_max=10,
-                  bint centered=False, double offset_rate=0.01, int n_blocks=1,
-                  int n_threads=1):
+                  bint centered=False, double offset_rate=0.01,
+                  double fast_learning_rate=0, double fast_weight_decay=0.05,
+                  betas=None, int swap_every=1, int n_blocks=1, int n_threads=1):
         """Set the hyperparameters of the following epochs (all by name).
 
         Parameters
@@ -1218,6 +1417,20 @@ cdef class GibbsEngine:
             Wiskott 2016) with the offsets ``visible_offset`` (mu) and ``hidden_offset``
             (lambda), which slide toward each batch's data mean and data-driven hidden
             mean by ``offset_rate`` (see :meth:`epoch`).
+        fast_learning_rate, fast_weight_decay : float
+            Fast-weights PCD (Tieleman & Hinton 2009) when ``fast_learning_rate`` > 0
+            (needs ``persistent``): the fast parameters ``W_fast``, ``b_fast``,
+            ``c_fast`` learn from the same gradient at this rate and shrink by the factor
+            1 - ``fast_weight_decay`` at every update; the persistent chains sample from
+            the sum of the regular and fast parameters.
+        betas : sequence of float or None
+            Parallel tempering (Desjardins et al. 2010; needs ``persistent``, Bernoulli
+            visible and hidden units): the inverse temperatures, 1 first, strictly
+            decreasing, non-negative. ``tempered_chains`` holds ``(len(betas) - 1) *
+            n_chains`` rows, the chains at betas[1:] in order. None or ``[1]``: off.
+        swap_every : int
+            Propose swaps between neighbouring temperatures every ``swap_every`` Gibbs
+            steps (counted over the engine's life, ``tempering_step``).
         n_blocks, n_threads : int
             Blocks of units per layer (results depend on it) and OpenMP threads (results
             do not).
@@ -1232,6 +1445,38 @@ cdef class GibbsEngine:
             raise ValueError("log_var_min must not exceed log_var_max")
         if not 0 <= offset_rate <= 1:
             raise ValueError(f"offset_rate must lie in [0, 1], got {offset_rate}")
+        if fast_learning_rate < 0 or not 0 <= fast_weight_decay <= 1:
+            raise ValueError("fast_learning_rate must be >= 0 and fast_weight_decay in "
+                             f"[0, 1], got {fast_learning_rate} and {fast_weight_decay}")
+        betas = np.ones(1) if betas is None else np.array(betas, dtype=np.float64).ravel()
+        if (betas.size < 1 or betas[0] != 1 or np.any(np.diff(betas) >= 0)
+                or np.any(betas < 0) or not np.isfinite(betas).all()):
+            raise ValueError("betas must start at 1 and decrease strictly to a value >= 0, "
+                             f"got {betas.tolist()}")
+        if swap_every < 1:
+            raise ValueError(f"swap_every must be positive, got {swap_every}")
+        if betas.size > 1:
+            if not persistent:
+                raise ValueError("parallel tempering (more than one inverse temperature) "
+                                 "needs persistent chains (persistent=True)")
+            if self.log_var is not None or hidden != "bernoulli":
+                raise ValueError("parallel tempering is implemented for Bernoulli visible "
+                                 "and hidden units only")
+            want = (betas.size - 1) * self.chains.shape[0]
+            if self.tempered_chains.shape[0] != want:
+                raise ValueError(
+                    f"tempered_chains has {self.tempered_chains.shape[0]} rows; "
+                    f"{betas.size} inverse temperatures of {self.chains.shape[0]} chains "
+                    f"need {want}")
+        if fast_learning_rate > 0 and not persistent:
+            raise ValueError("fast weights (fast_learning_rate > 0) need persistent chains "
+                             "(persistent=True): they act on the negative chains only")
+        nh, nv = self.W.shape
+        if fast_learning_rate > 0 and (self.W_fast.shape[0] != nh or self.b_fast.shape[0] != nv
+                                       or self.c_fast.shape[0] != nh):
+            raise ValueError("fast weights need W_fast, b_fast, c_fast of the shapes of W, b "
+                             f"and c, got {self.W_fast.shape}, {self.b_fast.shape}, "
+                             f"{self.c_fast.shape}")
         cdef EpochSettings s
         s.learning_rate, s.momentum, s.weight_decay = learning_rate, momentum, weight_decay
         s.sparsity_target, s.sparsity_cost = sparsity_target, sparsity_cost
@@ -1240,6 +1485,9 @@ cdef class GibbsEngine:
         s.hidden = _unit_code(hidden, "hidden")
         s.persistent, s.learn_log_var = persistent, learn_log_var
         s.centered, s.offset_rate = centered, offset_rate
+        s.fast_learning_rate, s.fast_weight_decay = fast_learning_rate, fast_weight_decay
+        s.swap_every = swap_every
+        self.betas = betas
         self.settings = s
         self.configured = True
         return self
@@ -1250,12 +1498,17 @@ cdef class GibbsEngine:
         cdef Py_ssize_t nh = self.W.shape[0], nv = self.W.shape[1], bs = s.batch_size
         cdef Py_ssize_t neg = self.chains.shape[0] if s.persistent else bs
         cdef Py_ssize_t n_hblocks = (nh + _block_size(nh, s.n_blocks) - 1) // _block_size(nh, s.n_blocks)
-        key = (bs, neg, n_hblocks)
+        fast = s.fast_learning_rate > 0
+        M = self.betas.size
+        key = (bs, neg, n_hblocks, fast, M)
+        N = M * neg if M > 1 else 0  # tempering: all temperatures' chains
         if key == self.work_key:
             return
         dtype = self.dtype
         t = _works_transposed(bs)
-        WT_shape = (nv, nh) if t else (<Py_ssize_t> 1, <Py_ssize_t> 1)
+        small = (<Py_ssize_t> 1, <Py_ssize_t> 1)
+        WT_shape = (nv, nh) if t else small
+        W_shape = (nv, nh) if t else (nh, nv)  # W in the working layout
         self.work = (
             np.empty((bs, nv), dtype),                    # 0 Vbuf: a sparse batch, densified
             np.empty((bs, nh), dtype),                    # 1 Hpos
@@ -1277,6 +1530,20 @@ cdef class GibbsEngine:
             np.zeros(nv, dtype),                          # 17 gz
             np.zeros(nv, dtype),                          # 18 cgb: centring's gb
             np.zeros(nh, dtype),                          # 19 cgc: centring's gc
+            # fast weights: W_f in the working layout, the chains' W + W_f, b + b_f, c + c_f
+            np.empty(WT_shape if fast else small, dtype),  # 20 WfT
+            np.empty(W_shape if fast else small, dtype),   # 21 Wn
+            np.empty(nv, dtype),                          # 22 bn
+            np.empty(nh, dtype),                          # 23 cn
+            # tempering: all chains' hidden states, hidden probabilities, visible samples,
+            # visible probabilities (first the GEMM's h W), beta b, beta c, swap flags
+            np.empty((N, nh), dtype),                     # 24 Hall
+            np.empty((N, nh), dtype),                     # 25 Hpall
+            np.empty((N, nv), dtype),                     # 26 Vall
+            np.empty((N, nv), dtype),                     # 27 Vpall
+            np.empty((M, nv), dtype),                     # 28 sb
+            np.empty((M, nh), dtype),                     # 29 sc
+            np.empty((neg, M), np.float64),               # 30 flags
         )
         self.work_key = key
 
@@ -1332,6 +1599,30 @@ cdef class GibbsEngine:
         dc' - dW mu; the velocities are those of W, b', c'. Gaussian visible units are
         centred in the variable the hidden layer sees, v / sigma^2; the log-variance
         gradient stays the uncentred one.
+
+        Fast weights (``fast_learning_rate`` > 0, PCD only; Tieleman & Hinton 2009): the
+        persistent chains sample from W + W_f, b + b_f, c + c_f; the positive phase and
+        the regular update are as above. After the regular update of each batch, the fast
+        parameters take the same gradient (the centred one when centred, without weight
+        decay, momentum or sparsity): W_f <- (1 - ``fast_weight_decay``) W_f +
+        ``fast_learning_rate`` * G, and alike b_f, c_f (less G^T lambda, G mu when
+        centred, as b and c). The negative statistics are those of the chains' model.
+
+        Parallel tempering (``betas`` with M > 1 values; Desjardins et al. 2010, Cho, Raiko
+        & Ilin 2010): M sets of n_chains persistent chains (``chains`` at beta = 1,
+        ``tempered_chains`` at the others), the set at beta sampling p_beta(v, h) ~
+        exp(-beta E(v, h)), the whole energy (biases included) scaled, so its conditionals
+        are sigmoid(beta (W v + c)) and sigmoid(beta (W^T h + b)). Each of the k steps per
+        batch runs h -> v -> h at every temperature (two GEMMs over all M n_chains rows)
+        and, at every ``swap_every``-th step, first proposes for each chain r and each
+        neighbouring pair (m, m + 1), coldest first, to exchange the hidden states of chain
+        r at beta_m and beta_m+1, accepted with the Metropolis probability min(1, p_m(h')
+        p_m+1(h) / (p_m(h) p_m+1(h'))) on the hidden marginals log p_beta(h) = beta c.h +
+        sum_j softplus(beta (h W + b)_j), whose h W is the GEMM the step computes anyway;
+        the uniform is the stream's at (counter, r, m). The statistics come from the beta
+        = 1 chains. ``swap_accepted`` and ``swap_proposed`` count this epoch's proposals
+        per pair. (With the fast weights, every temperature samples the chains' model W +
+        W_f.)
 
         Parameters
         ----------
@@ -1409,6 +1700,7 @@ cdef class GibbsEngine:
         for k, a in state.items():
             np.copyto(self.backup[k], a)
         self.backup_counter = self.counter
+        self.backup_tempering_step = self.tempering_step
 
     def restore(self):
         """Put back, in place, the state of the last :meth:`snapshot`."""
@@ -1417,10 +1709,11 @@ cdef class GibbsEngine:
         for k, a in self.state().items():
             np.copyto(a, self.backup[k])
         self.counter = self.backup_counter
+        self.tempering_step = self.backup_tempering_step
 
 
-def _engine_from_state(state, seed, counter):
-    return GibbsEngine(**state, seed=seed, counter=counter)
+def _engine_from_state(state, seed, counter, tempering_step=0):
+    return GibbsEngine(**state, seed=seed, counter=counter, tempering_step=tempering_step)
 
 
 _NO_INDICES = np.empty(0, np.int32)
@@ -1448,8 +1741,9 @@ cdef uint64_t _epoch(GibbsEngine e, const floating[:, ::1] X, const floating[::1
     cdef bint gaussian = vis == GAUSSIAN
     cdef bint learn = gaussian and s.learn_log_var
     cdef bint centered = s.centered
+    cdef bint use_fast = s.fast_learning_rate > 0
     cdef bint plain = (s.momentum == 0 and s.weight_decay == 0 and s.sparsity_cost == 0
-                       and not learn and not centered)
+                       and not learn and not centered and not use_fast)
     cdef uint64_t seed = e.seed, counter = e.counter
     cdef Py_ssize_t start, n, n_neg, blk, size, n_hblocks, j
     cdef floating zj
@@ -1482,6 +1776,28 @@ cdef uint64_t _epoch(GibbsEngine e, const floating[:, ::1] X, const floating[::1
     cdef floating[:, ::1] Vsneg = e.work[13]
     cdef floating *Vs0
     cdef floating *Vsn = &Vsneg[0, 0] if scaled else &Vneg[0, 0]
+    # Parallel tempering: every temperature's chains in one stack (see _tempered_steps); the
+    # statistics come from its first n_chains rows, the chains at beta = 1.
+    cdef bint tempered = e.betas.size > 1
+    cdef double[::1] betas = e.betas
+    cdef floating[:, ::1] Hall = e.work[24]
+    cdef floating[:, ::1] Hpall = e.work[25]
+    cdef floating[:, ::1] Vall = e.work[26]
+    cdef floating[:, ::1] Vpall = e.work[27]
+    cdef floating[:, ::1] sb = e.work[28]
+    cdef floating[:, ::1] sc = e.work[29]
+    cdef double[:, ::1] flags = e.work[30]
+    cdef floating[:, ::1] tchain = e.tempered_chains
+    cdef floating *Hn = &Hneg[0, 0]
+    cdef Tempering temp
+    if tempered:
+        temp.betas, temp.M, temp.nc = &betas[0], betas.shape[0], n_chains
+        Hall[:n_chains] = chain
+        Hall[n_chains:] = tchain
+        Vsn = &Vall[0, 0]
+        Hn = &Hpall[0, 0]
+        e.swap_accepted = np.zeros(temp.M - 1)
+        e.swap_proposed = np.zeros(temp.M - 1)
     cdef floating *sig = &sigma[0] if gaussian else NULL
     cdef floating *ivar = &inv_var[0] if gaussian else NULL
     # Learned log-variances: each hidden-block task's share of sum_i W_ij G_ij, and the
@@ -1501,6 +1817,21 @@ cdef uint64_t _epoch(GibbsEngine e, const floating[:, ::1] X, const floating[::1
         centring.mu_, centring.lam_ = &mu[0], &lam[0]
         centring.gb_, centring.gc_ = &cgb[0], &cgc[0]
         centp = &centring
+    # Fast weights: the negative chains sample from W + W_f, b + b_f, c + c_f (Wn, bn, cn).
+    cdef floating[:, ::1] W_fast = e.W_fast
+    cdef floating[::1] b_fast = e.b_fast
+    cdef floating[::1] c_fast = e.c_fast
+    cdef floating[:, ::1] WfT = e.work[20]
+    cdef floating[:, ::1] Wn_buf = e.work[21]
+    cdef floating[::1] bn_buf = e.work[22]
+    cdef floating[::1] cn_buf = e.work[23]
+    cdef Fast fastw
+    cdef Fast *fastp = NULL
+    cdef floating *Wf = NULL
+    cdef floating *Wn
+    cdef floating *bn = &b[0]
+    cdef floating *cn = &c[0]
+    cdef Py_ssize_t el
     memset(&vmean[0], 0, nv * sizeof(floating))
     if gaussian:
         _sigma_from_log_var(&log_var[0], nv, sig, ivar)
@@ -1525,6 +1856,23 @@ cdef uint64_t _epoch(GibbsEngine e, const floating[:, ::1] X, const floating[::1
         _transpose_rows(&W[0, 0], 0, nh, nv, nh, Wk)
         if not plain:
             _transpose_rows(&W_vel[0, 0], 0, nh, nv, nh, Wv)
+    Wn = Wk
+    if use_fast:
+        Wf = &W_fast[0, 0]
+        if transposed:
+            Wf = &WfT[0, 0]
+            _transpose_rows(&W_fast[0, 0], 0, nh, nv, nh, Wf)
+        Wn, bn, cn = &Wn_buf[0, 0], &bn_buf[0], &cn_buf[0]
+        for el in range(nh * nv):
+            Wn[el] = Wk[el] + Wf[el]
+        for j in range(nv):
+            bn[j] = b[j] + b_fast[j]
+        for j in range(nh):
+            cn[j] = c[j] + c_fast[j]
+        fastw.Wf_, fastw.bf_, fastw.cf_ = Wf, &b_fast[0], &c_fast[0]
+        fastw.Wn_, fastw.bn_, fastw.cn_ = Wn, bn, cn
+        fastw.keep, fastw.lr = 1 - s.fast_weight_decay, s.fast_learning_rate
+        fastp = &fastw
     # Update tasks: task t updates hidden block t (its weights and biases) and visible
     # bias block t, so every task has a share of both and the threads stay balanced.
     size = _block_size(nh, n_blocks)
@@ -1559,13 +1907,18 @@ cdef uint64_t _epoch(GibbsEngine e, const floating[:, ::1] X, const floating[::1
                 counter += 1
 
             # Negative phase: k Gibbs steps from the hidden state in Hs.
-            for step in range(k):
-                _down(Hs, n_neg, nh, Wk, transposed, nv, 1, &b[0], &Vprob[0, 0],
+            if tempered:
+                counter = _tempered_steps(e, &temp, &Hall[0, 0], &Hpall[0, 0], &Vall[0, 0],
+                                          &Vpall[0, 0], &sb[0, 0], &sc[0, 0], &flags[0, 0],
+                                          Wn, transposed, bn, cn, nv, nh, k, seed, counter,
+                                          n_blocks, n_threads)
+            for step in range(k if not tempered else 0):
+                _down(Hs, n_neg, nh, Wn, transposed, nv, 1, bn, &Vprob[0, 0],
                       &Vneg[0, 0], seed, counter, n_blocks, n_threads, vis, sig, ivar,
                       Vsn if scaled else NULL)
                 counter += 1
                 sample_h = persistent or step < k - 1
-                _up(Vsn, n_neg, nv, Wk, transposed, nh, &c[0], &Hneg[0, 0],
+                _up(Vsn, n_neg, nv, Wn, transposed, nh, cn, &Hneg[0, 0],
                     Hs if sample_h else NULL, seed, counter, n_blocks, n_threads, hid)
                 if sample_h:
                     counter += 1
@@ -1580,7 +1933,7 @@ cdef uint64_t _epoch(GibbsEngine e, const floating[:, ::1] X, const floating[::1
                 # gradient then is taken at the new offsets. The uncentred parameters
                 # stand for the same model at any offsets, so they need no reparameterising.
                 _bias_gradient(Vs0, n, Vsn, n_neg, nv, nv, &cgb[0])
-                _bias_gradient(&Hpos[0, 0], n, &Hneg[0, 0], n_neg, nh, nh, &cgc[0])
+                _bias_gradient(&Hpos[0, 0], n, Hn, n_neg, nh, nh, &cgc[0])
                 for j in range(nv):
                     mu[j] = (1 - rate) * mu[j]
                 _add_colsum(Vs0, n, nv, nv, rate / n, &mu[0])
@@ -1597,13 +1950,17 @@ cdef uint64_t _epoch(GibbsEngine e, const floating[:, ::1] X, const floating[::1
                         _update_visible_bias(blk * vsize, min(nv, (blk + 1) * vsize), nv,
                                              &b[0], bv, &gb[0], Vs0, n, Vsn, n_neg, plain,
                                              s.learning_rate, s.momentum)
+                        if use_fast:
+                            _fast_visible_bias(fastp, blk * vsize, min(nv, (blk + 1) * vsize),
+                                               nv, nh, transposed, &b[0], &G[0, 0], &gb[0],
+                                               <floating> (1.0 / n), NULL, &gb[0])
                 if blk < n_hblocks:
                     _update_hidden_block(
                         blk * size, min(nh, (blk + 1) * size), nv, nh, transposed, Wk, &c[0],
                         Wv, cv, &G[0, 0], &gc[0], q, &vmean[0], Vs0, &Hpos[0, 0], n, Vsn,
-                        &Hneg[0, 0], n_neg, plain, s.learning_rate, s.momentum,
+                        Hn, n_neg, plain, s.learning_rate, s.momentum,
                         s.weight_decay, s.sparsity_target, s.sparsity_cost, 0.9,
-                        &wg[blk, 0] if learn else NULL, centp)
+                        &wg[blk, 0] if learn else NULL, centp, fastp)
             if centered:  # b' moves by its step, b by that less dW^T lambda (every dW known)
                 for blk in prange(n_vblocks, num_threads=n_threads, schedule="static",
                                   use_threads_if=n_threads > 1):
@@ -1612,6 +1969,10 @@ cdef uint64_t _epoch(GibbsEngine e, const floating[:, ::1] X, const floating[::1
                                          s.learning_rate, s.momentum)
                     _centre_visible_bias(blk * vsize, min(nv, (blk + 1) * vsize), nv, nh,
                                          transposed, &b[0], Wv, &lam[0], &gb[0])
+                    if use_fast:
+                        _fast_visible_bias(fastp, blk * vsize, min(nv, (blk + 1) * vsize),
+                                           nv, nh, transposed, &b[0], &G[0, 0], &cgb[0],
+                                           <floating> (1.0 / n), centp, &gb[0])
             if learn:
                 for j in range(nv):
                     for blk in range(n_hblocks):
@@ -1626,6 +1987,53 @@ cdef uint64_t _epoch(GibbsEngine e, const floating[:, ::1] X, const floating[::1
             _transpose_rows(Wk, 0, nv, nh, nv, &W[0, 0])
             if not plain:
                 _transpose_rows(Wv, 0, nv, nh, nv, &W_vel[0, 0])
+            if use_fast:
+                _transpose_rows(Wf, 0, nv, nh, nv, &W_fast[0, 0])
+    if tempered:
+        chain[:] = Hall[:n_chains]
+        tchain[:] = Hall[n_chains:]
+    return counter
+
+
+cdef uint64_t _tempered_steps(GibbsEngine e, const Tempering *t, floating *H, floating *Hp,
+                              floating *V, floating *Vp, floating *sb, floating *sc,
+                              double *flags, const floating *W, bint transposed,
+                              const floating *b, const floating *c, Py_ssize_t nv,
+                              Py_ssize_t nh, int k, uint64_t seed, uint64_t counter,
+                              int n_blocks, int n_threads) noexcept nogil:
+    """k Gibbs steps of all the tempered chains (hidden states H, M * nc rows) of the
+    model (W, b, c) at their inverse temperatures, each step h -> v -> h: Vp = H W (one
+    GEMM for every temperature), at every ``swap_every``-th step (counted by
+    e.tempering_step) a round of swap proposals on (H, Vp) (_tempered_swaps, one
+    counter), then V ~ sigmoid(beta (Vp + b)) (one counter), Hp = sigmoid(beta (V W^T +
+    c)) and H ~ Hp (one counter). Returns the next counter; swap counts go to
+    e.swap_accepted and e.swap_proposed."""
+    cdef Py_ssize_t nc = t.nc, j, r
+    cdef int m, step
+    cdef double accepted
+    for m in range(t.M):  # the biases of every temperature (the model moved since)
+        for j in range(nv):
+            sb[m * nv + j] = <floating> t.betas[m] * b[j]
+        for j in range(nh):
+            sc[m * nh + j] = <floating> t.betas[m] * c[j]
+    for step in range(k):
+        _tempered_gemm(False, H, t.M * nc, nh, W, transposed, nv, Vp, n_blocks, n_threads)
+        if e.tempering_step % e.settings.swap_every == 0:
+            _tempered_swaps(t, H, Vp, nh, nv, c, sb, seed, counter, flags, n_threads)
+            counter += 1
+            with gil:
+                for m in range(t.M - 1):
+                    accepted = 0
+                    for r in range(nc):
+                        accepted += flags[r * t.M + m]
+                    e.swap_accepted[m] += accepted
+                    e.swap_proposed[m] += nc
+        e.tempering_step += 1
+        _tempered_activate(t, Vp, V, nv, sb, seed, counter, n_blocks, n_threads)
+        counter += 1
+        _tempered_gemm(True, V, t.M * nc, nv, W, transposed, nh, Hp, n_blocks, n_threads)
+        _tempered_activate(t, Hp, H, nh, sc, seed, counter, n_blocks, n_threads)
+        counter += 1
     return counter
 
 

@@ -160,6 +160,23 @@ FRB_CLONES static void FRB_NAME(anneal_row)(const T *a, T s1, const T *b1, T s0,
     *out += total;
 }
 
+/* sum_j softplus(s * a[j] + sb[j]) in float64, in FRB_LANES fixed lanes (vectorised, fixed
+ * order): the hidden marginal's visible term -F_beta(h) - beta c.h of a Bernoulli RBM at
+ * inverse temperature s = beta, with a = h W and sb = beta b (parallel tempering swaps). */
+FRB_CLONES static double FRB_NAME(softplus_sum)(const T *a, T s, const T *sb, ptrdiff_t n)
+{
+    double lane[FRB_LANES] = {0}, total = 0.0;
+    ptrdiff_t j = 0;
+    for (; j + FRB_LANES <= n; j += FRB_LANES)
+        for (int l = 0; l < FRB_LANES; l++)
+            lane[l] += (double)FRB_SOFTPLUS(s * a[j + l] + sb[j + l]);
+    for (; j < n; j++)
+        lane[0] += (double)FRB_SOFTPLUS(s * a[j] + sb[j]);
+    for (int l = 0; l < FRB_LANES; l++)
+        total += lane[l];
+    return total;
+}
+
 /* y[j] += a * x[j] (a hidden unit's coupling row added to the field in sequential sweeps). */
 FRB_CLONES static void FRB_NAME(axpy)(T a, const T *x, T *y, ptrdiff_t n)
 {
