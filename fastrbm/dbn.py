@@ -182,6 +182,10 @@ def _build_stack(hidden_sizes, first_layer, settings, common, n_samples):
             owners = ", ".join(owner for owner, _ in settings.values())
             raise InvalidParameterError(
                 f"layer {l + 1} of the RBM stack (from {owners}): {exc}") from None
+        try:
+            rbm._check_samplers()
+        except ValueError as exc:
+            raise ValueError(f"layer {l + 1} of the RBM stack: {exc}") from None
         if auto_epochs:
             rbm.set_params(n_iter=_pretrain_epochs(n_samples, rbm.batch_size))
         rbms.append(rbm)
@@ -238,10 +242,40 @@ _STACK_CONSTRAINTS = {
     "hidden_units": [StrOptions({"bernoulli", "nrelu", "gaussian"}), "array-like"],
 }
 
+# The RBM samplers beyond CD / PCD (see BernoulliRBM), per layer, with their defaults: the
+# DBN and the DBN nets pass them to every RBM of the stack.
+_SAMPLER_CONSTRAINTS = {
+    "centered": ["boolean", "array-like"],
+    "fast_learning_rate": [Interval(Real, 0, None, closed="neither"), None, "array-like"],
+    "fast_weight_decay": [Interval(Real, 0, 1, closed="both"), "array-like"],
+    "n_temperatures": [Interval(Integral, 1, None, closed="left"), "array-like"],
+    "min_beta": [Interval(Real, 0, 1, closed="left"), "array-like"],
+    "swap_every": [Interval(Integral, 1, None, closed="left"), "array-like"],
+}
+_SAMPLER_DEFAULTS = dict(centered=False, fast_learning_rate=None, fast_weight_decay=0.05,
+                         n_temperatures=1, min_beta=0.1, swap_every=1)
+
+_SAMPLER_DOC = """    centered : bool or array-like of bool, default=False
+        Centring of each RBM's gradient (Melchior, Fischer & Wiskott 2016), see
+        :class:`BernoulliRBM`.
+    fast_learning_rate : float, None or array-like, default=None
+        Fast-weights PCD of each RBM (Tieleman & Hinton 2009; needs ``persistent``), see
+        :class:`BernoulliRBM`. None: off.
+    fast_weight_decay : float or array-like of float, default=0.05
+        Fraction of the fast weights lost at each update.
+    n_temperatures : int or array-like of int, default=1
+        Parallel tempering of each RBM (Desjardins et al. 2010; needs ``persistent`` and
+        Bernoulli units, so not on a Gaussian first layer), see :class:`BernoulliRBM`.
+    min_beta : float or array-like of float, default=0.1
+        The lowest inverse temperature of parallel tempering.
+    swap_every : int or array-like of int, default=1
+        Gibbs steps between rounds of tempering swaps.
+"""
+
 
 class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
           BaseEstimator):
-    """Deep Belief Network: a stack of RBMs trained greedily, layer by layer.
+    __doc__ = """Deep Belief Network: a stack of RBMs trained greedily, layer by layer.
 
     The first RBM models the data; each RBM above models the hidden probabilities of the
     one below (Hinton, Osindero & Teh 2006). ``transform`` maps data to the top layer's
@@ -289,7 +323,7 @@ class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         deep autoencoder, whose ``transform`` then returns the linear means (give that
         layer a smaller learning rate, e.g. ``learning_rate=[0.1, 0.1, 0.001]``). A
         Gaussian first layer cannot have Gaussian hidden units.
-    random_state : int, RandomState instance or None, default=None
+""" + _SAMPLER_DOC + """    random_state : int, RandomState instance or None, default=None
         Seeds every layer's initialisation and sampling.
     verbose : int, default=0
         Passed to each RBM, which then prints one line per epoch on stdout.
@@ -348,6 +382,7 @@ class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "first_layer": [StrOptions(_FIRST_LAYER_OPTIONS)],
         **_STACK_CONSTRAINTS,
+        **_SAMPLER_CONSTRAINTS,
         "momentum": [Interval(Real, 0, 1, closed="left"), "array-like"],
         "weight_decay": [Interval(Real, 0, None, closed="left"), "array-like"],
         "random_state": ["random_state"],
@@ -358,8 +393,10 @@ class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
     def __init__(self, hidden_layer_sizes=(500, 500, 2000), *, first_layer="auto",
                  n_iter="auto", learning_rate="auto", batch_size=10, k=1, persistent=True,
-                 momentum=0.0, weight_decay=0.0, hidden_units="bernoulli",
-                 random_state=None, verbose=0, dtype=None, n_jobs=None):
+                 momentum=0.0, weight_decay=0.0, hidden_units="bernoulli", centered=False,
+                 fast_learning_rate=None, fast_weight_decay=0.05, n_temperatures=1,
+                 min_beta=0.1, swap_every=1, random_state=None, verbose=0, dtype=None,
+                 n_jobs=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.first_layer = first_layer
         self.n_iter = n_iter
@@ -370,6 +407,12 @@ class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self.momentum = momentum
         self.weight_decay = weight_decay
         self.hidden_units = hidden_units
+        self.centered = centered
+        self.fast_learning_rate = fast_learning_rate
+        self.fast_weight_decay = fast_weight_decay
+        self.n_temperatures = n_temperatures
+        self.min_beta = min_beta
+        self.swap_every = swap_every
         self.random_state = random_state
         self.verbose = verbose
         self.dtype = dtype
@@ -377,7 +420,7 @@ class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
     def _stack(self, n_samples, dtype):
         names = ["n_iter", "learning_rate", "batch_size", "k", "persistent", "momentum",
-                 "weight_decay", "hidden_units"]
+                 "weight_decay", "hidden_units", *_SAMPLER_DEFAULTS]
         return _build_stack(
             _layer_sizes(self.hidden_layer_sizes), self.first_layer_,
             {name: (name, getattr(self, name)) for name in names},
@@ -581,7 +624,9 @@ class _BaseDBNNetwork(DenseTrainer, CheckpointMixin, BaseEstimator):
                  nesterovs_momentum=True, early_stopping="auto", validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change="auto", pretrain=True,
                  first_layer="auto", pretrain_n_iter="auto", pretrain_learning_rate="auto",
-                 pretrain_batch_size=10, k=1, persistent=False, dropout=0.0, batch_norm=False,
+                 pretrain_batch_size=10, k=1, persistent=False, centered=False,
+                 fast_learning_rate=None, fast_weight_decay=0.05, n_temperatures=1,
+                 min_beta=0.1, swap_every=1, dropout=0.0, batch_norm=False,
                  max_grad_norm=None, init_scale=1.0, dtype=None, n_jobs=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -612,6 +657,12 @@ class _BaseDBNNetwork(DenseTrainer, CheckpointMixin, BaseEstimator):
         self.pretrain_batch_size = pretrain_batch_size
         self.k = k
         self.persistent = persistent
+        self.centered = centered
+        self.fast_learning_rate = fast_learning_rate
+        self.fast_weight_decay = fast_weight_decay
+        self.n_temperatures = n_temperatures
+        self.min_beta = min_beta
+        self.swap_every = swap_every
         self.dropout = dropout
         self.batch_norm = batch_norm
         self.max_grad_norm = max_grad_norm
@@ -641,7 +692,10 @@ class _BaseDBNNetwork(DenseTrainer, CheckpointMixin, BaseEstimator):
             {"n_iter": ("pretrain_n_iter", self.pretrain_n_iter),
              "learning_rate": ("pretrain_learning_rate", self.pretrain_learning_rate),
              "batch_size": ("pretrain_batch_size", self.pretrain_batch_size),
-             "k": ("k", self.k), "persistent": ("persistent", self.persistent)},
+             "k": ("k", self.k), "persistent": ("persistent", self.persistent),
+             # the samplers, where the estimator has them (see DBNClassifier)
+             **{name: (name, getattr(self, name)) for name in _SAMPLER_DEFAULTS
+                if name in self._parameter_constraints}},
             dict(dtype=dtype.name, n_jobs=self.n_jobs, verbose=self.verbose), n_samples)
 
     # ------------------------------------------------------------------------------
@@ -867,7 +921,7 @@ _NETWORK_DOC = """
         Gibbs steps of each RBM update.
     persistent : bool or array-like of bool, default=False
         PCD (True) or CD-k (False, Hinton et al. 2006's pretraining), per layer.
-    dropout : float or array-like of float, default=0.0
+""" + _SAMPLER_DOC + """    dropout : float or array-like of float, default=0.0
         Dropout probability of each hidden layer's output (inverted dropout).
     batch_norm : bool or array-like of bool, default=False
         Batch normalisation before the activation of each hidden layer (the layer's
@@ -984,6 +1038,8 @@ class DBNClassifier(ClassifierMixin, ClassifierOutput, _BaseDBNNetwork):
     """
 
     _checkpoint_arrays = _BaseDBNNetwork._checkpoint_arrays + ClassifierOutput.output_arrays
+    _parameter_constraints: dict = {**_BaseDBNNetwork._parameter_constraints,
+                                    **_SAMPLER_CONSTRAINTS}
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None):
@@ -1039,6 +1095,8 @@ class DBNRegressor(RegressorMixin, RegressorOutput, _BaseDBNNetwork):
     """
 
     _checkpoint_arrays = _BaseDBNNetwork._checkpoint_arrays + RegressorOutput.output_arrays
+    _parameter_constraints: dict = {**_BaseDBNNetwork._parameter_constraints,
+                                    **_SAMPLER_CONSTRAINTS}
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y):

@@ -503,3 +503,25 @@ def test_tempered_rbm_trains_and_reports_swap_rates(digits01):
     assert one.history_["reconstruction_error"][-1] < 0.5 * untrained._reconstruction(X)[0]
     assert BernoulliRBM(n_iter=1).fit(X).swap_acceptance_.shape == (0,)
 
+
+# ---------------------------------------------------------------------------------------
+# The samplers in DBN stacks and the DBN nets' pretraining
+# ---------------------------------------------------------------------------------------
+
+def test_dbn_stacks_take_the_samplers_per_layer(digits01):
+    from fastrbm import DBN, DBNClassifier
+
+    X = digits01
+    dbn = DBN(hidden_layer_sizes=(16, 8), n_iter=1, centered=[True, False],
+              fast_learning_rate=[0.05, None], n_temperatures=[1, 3], min_beta=0.3,
+              swap_every=2, random_state=0).fit(X)
+    assert [r.centered for r in dbn.rbms_] == [True, False]
+    assert [r.fast_learning_rate for r in dbn.rbms_] == [0.05, None]
+    assert [r.n_temperatures for r in dbn.rbms_] == [1, 3]
+    assert dbn.rbms_[1].swap_acceptance_.shape == (2,) and dbn.rbms_[0].hidden_offset_.any()
+    with pytest.raises(ValueError, match="layer 2 of the RBM stack.*persistent=True"):
+        DBN(hidden_layer_sizes=(8, 8), persistent=[True, False], n_temperatures=2).fit(X)
+    y = (X[:, 20] > 0.3).astype(int)
+    clf = DBNClassifier(hidden_layer_sizes=(8,), pretrain_n_iter=1, max_iter=2, persistent=True,
+                        centered=True, n_temperatures=2, random_state=0).fit(X, y)
+    assert clf.rbms_[0].centered and clf.rbms_[0].n_temperatures == 2
