@@ -87,6 +87,10 @@ def check_standardisation(mean, scale, n_features, dtype):
         raise ValueError("the input or target scale is not positive")
 
 
+# A finite loss this many times a constant prediction's means the weights are blowing up
+# (an exploding recurrent net trains on to losses of 1e18 without a non-finite value).
+DIVERGING_LOSS_FACTOR = 1e3
+
 FittedArray = namedtuple("FittedArray", "name role")
 
 # The dense net's arrays. Roles: "layout" (the int64 table every size derives from),
@@ -225,6 +229,11 @@ class NetworkTrainer:
             beta_2=self.beta_2, epsilon=self.epsilon,
             max_norm=0.0 if self.max_grad_norm is None else self.max_grad_norm, **engine)
 
+    def _constant_loss(self):
+        """The data loss of a constant prediction (the outputs' own override); inf where
+        there is none, which turns the divergence warning off."""
+        return np.inf
+
     def _no_improvement_message(self, early_stopping):
         what = "Validation score" if early_stopping else "Training loss"
         return (f"{what} did not improve more than tol={self.tol:f} for "
@@ -240,6 +249,7 @@ class NetworkTrainer:
         backup = Rollback(self._fitted(TRAINED_ROLES))  # the state before each epoch
         best = Rollback(self._fitted(BEST_ROLES)) if early_stopping else None
         progress = EpochProgress(type(self).__name__, n_epochs, self.verbose)
+        warned_growth = False
         with progress, engine as (epoch, record):
             for _ in range(n_epochs):
                 perm = rng.permutation(n_rows) if self.shuffle else np.arange(n_rows)
@@ -267,6 +277,14 @@ class NetworkTrainer:
                 self.t_ += n_rows
                 self.loss_curve_.append(float(loss))
                 record()
+                if not warned_growth and loss > DIVERGING_LOSS_FACTOR * self._constant_loss():
+                    warned_growth = True
+                    warnings.warn(
+                        f"{type(self).__name__}: the training loss in epoch {self.n_iter_} "
+                        f"({loss:.3g}) is over {DIVERGING_LOSS_FACTOR:g} times a constant "
+                        f"prediction's ({self._constant_loss():.3g}): training is diverging. "
+                        "Lower learning_rate_init or set max_grad_norm.", ConvergenceWarning,
+                        stacklevel=4)
                 figures = {"loss": float(loss)}
                 if early_stopping:
                     self.validation_scores_.append(score)
@@ -443,6 +461,10 @@ class ClassifierOutput:
 
     output_arrays = ("classes_",)  # checkpointed beside the network
 
+    def _constant_loss(self):
+        """Cross-entropy of the uniform prediction over the classes."""
+        return float(np.log(self.classes_.size))
+
     @staticmethod
     def _out_activation(n_outputs):
         return "logistic" if n_outputs == 1 else "softmax"
@@ -571,6 +593,10 @@ class RegressorOutput:
     (``target_mean_``, ``target_scale_``), R^2 as the validation score, ``predict``."""
 
     output_arrays = ("target_mean_", "target_scale_")
+
+    def _constant_loss(self):
+        """Squared error of predicting the mean: the targets are standardised inside."""
+        return 0.5 * self.n_outputs_
 
     @staticmethod
     def _out_activation(n_outputs):

@@ -145,7 +145,8 @@ def test_exploding_gradients_diverge_cleanly_and_clipping_trains(adding):
     settings = dict(cell="relu", hidden_layer_sizes=(16,), init_scale=3.0, solver="sgd",
                     learning_rate_init=1.0, max_iter=20, random_state=0)
     reg = RNNRegressor(**settings)
-    with pytest.raises(FloatingPointError, match="diverged in epoch"):
+    with pytest.raises(FloatingPointError, match="diverged in epoch"), \
+            pytest.warns(ConvergenceWarning, match="training is diverging"):
         reg.fit(X, y)
     assert np.isfinite(reg._theta).all() and len(reg.loss_curve_) == reg.n_iter_
     clipped = quiet(RNNRegressor(**{**settings, "learning_rate_init": 0.01,
@@ -221,3 +222,12 @@ def test_plot_gradient_norms_through_time(adding):
         plot_gradient_norms_through_time(reg, epochs=[9])
     with pytest.raises(TypeError, match="fit a recurrent net"):
         plot_gradient_norms_through_time(RNNRegressor())
+
+
+def test_a_finite_blow_up_is_flagged(adding):
+    """An exploding net can train on to enormous, still finite losses: warned once."""
+    X, y = adding
+    with pytest.warns(ConvergenceWarning) as record:
+        RNNRegressor((32,), cell="tanh", init_scale=3.0, solver="sgd", learning_rate_init=1.0,
+                     max_iter=3, random_state=0).fit(X, y)
+    assert sum("training is diverging" in str(w.message) for w in record) == 1
