@@ -800,6 +800,10 @@ class BernoulliRBM(_BaseRBM):
         every ``swap_every`` Gibbs steps with the Metropolis acceptance; the beta = 1
         chains supply the negative statistics. A Gibbs step then costs about
         ``n_temperatures`` times as much; ``swap_acceptance_`` reports the swap rates.
+        They fall as the model grows: on binarised Fashion-MNIST (784 pixels, 500 hidden
+        units) neighbours 0.3 apart or more almost never swapped, while 10 temperatures
+        down to 0.1 swapped 6-18% of the time (the pair at the hot end under 1%).
+        Where a rate stays near 0, add temperatures or raise ``min_beta``.
     min_beta : float, default=0.1
         The lowest inverse temperature of parallel tempering, in [0, 1).
     swap_every : int, default=1
