@@ -509,6 +509,7 @@ def test_tempered_rbm_trains_and_reports_swap_rates(digits01):
 # ---------------------------------------------------------------------------------------
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 2 epochs
 def test_dbn_stacks_take_the_samplers_per_layer(digits01):
     from fastrbm import DBN, DBNClassifier
 
