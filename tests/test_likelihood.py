@@ -291,3 +291,21 @@ def test_gaussian_ais_refuses_noisy_rectified_hidden_units():
     m.sigma_, m.hidden_units = np.ones(5), "nrelu"
     with pytest.raises(NotImplementedError, match="closed-form free energy"):
         log_partition(m, "ais")
+
+
+def test_ais_agreement_flags_a_schedule_too_short_to_converge():
+    """On a trained 16-hidden model (exact log Z known): long schedules agree with each other
+    and with the exact value; a 20-temperature schedule falls short of log Z (AIS is biased
+    low in log space) and is flagged."""
+    from fastrbm.likelihood import ais_agreement
+
+    X = _upscaled_binary_digits()
+    m = BernoulliRBM(n_components=16, learning_rate=0.05, n_iter=3, batch_size=20,
+                     random_state=0).fit(X)
+    exact = log_partition(m)
+    good = ais_agreement(m, (2000, 8000), X=X, random_state=0)
+    assert good["agree"] and abs(good["log_z"][1] - exact) < 0.1
+    bad = ais_agreement(m, (20, 8000), n_chains=20, random_state=0)
+    assert not bad["agree"] and bad["gap"] > 0 and bad["log_z"][0] < exact
+    with pytest.raises(ValueError, match="at least two"):
+        ais_agreement(m, (100,))
