@@ -13,7 +13,8 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._kernels import backprop as _bp
 from ._network import engine_array
-from .dbn import (_NETWORK_ATTRIBUTES, _REFERENCES, _BaseDBNNetwork, _fit_stack, _is_auto,
+from .dbn import (_NETWORK_ATTRIBUTES, _REFERENCES, _SAMPLER_CONSTRAINTS, _SAMPLER_DOC,
+                  _BaseDBNNetwork, _fit_stack, _is_auto,
                   _layer_sizes, _per_layer, _resolve_first_layer, _standardisation,
                   _standardised)
 
@@ -138,7 +139,7 @@ class DBNAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseDBN
         Gibbs steps of each RBM update.
     persistent : bool or array-like of bool, default=False
         PCD (True) or CD-k (False, as the paper), per layer.
-    max_grad_norm : float or None, default=None
+""" + _SAMPLER_DOC + """    max_grad_norm : float or None, default=None
         Clip each mini-batch gradient to this global L2 norm.
     init_scale : float, default=1.0
         Multiplier of the random initial weights (``pretrain=False``).
@@ -180,7 +181,7 @@ class DBNAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseDBN
 
     _parameter_constraints: dict = {
         key: value for key, value in _BaseDBNNetwork._parameter_constraints.items()
-        if key not in ("dropout", "batch_norm")}
+        if key not in ("dropout", "batch_norm")} | _SAMPLER_CONSTRAINTS
 
     def __init__(self, hidden_layer_sizes=(256, 64, 16), activation="logistic", *,
                  solver="adam", alpha=1e-4, batch_size="auto", learning_rate="constant",
@@ -190,8 +191,9 @@ class DBNAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseDBN
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change="auto",
                  pretrain=True, first_layer="auto", pretrain_n_iter="auto",
                  pretrain_learning_rate="auto", pretrain_batch_size=10, k=1,
-                 persistent=False, max_grad_norm=None, init_scale=1.0, dtype=None,
-                 n_jobs=None):
+                 persistent=False, centered=False, fast_learning_rate=None,
+                 fast_weight_decay=0.05, n_temperatures=1, min_beta=0.1, swap_every=1,
+                 max_grad_norm=None, init_scale=1.0, dtype=None, n_jobs=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -221,6 +223,12 @@ class DBNAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseDBN
         self.pretrain_batch_size = pretrain_batch_size
         self.k = k
         self.persistent = persistent
+        self.centered = centered
+        self.fast_learning_rate = fast_learning_rate
+        self.fast_weight_decay = fast_weight_decay
+        self.n_temperatures = n_temperatures
+        self.min_beta = min_beta
+        self.swap_every = swap_every
         self.max_grad_norm = max_grad_norm
         self.init_scale = init_scale
         self.dtype = dtype

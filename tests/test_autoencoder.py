@@ -208,3 +208,15 @@ def test_bad_input_gives_clear_errors(digits):
     with pytest.raises(ValueError, match="expecting 64 features"):
         ae.partial_fit(X[:, :10])
     assert_array_equal(ae._theta, before)  # a rejected call leaves the model as it was
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_pretraining_takes_the_rbm_samplers_per_layer(digits):
+    X, _ = digits
+    ae = DBNAutoencoder((16, 4), max_iter=1, pretrain_n_iter=1, persistent=[True, False],
+                        centered=True, fast_learning_rate=[0.05, None], random_state=0).fit(X)
+    assert [r.centered for r in ae.rbms_] == [True, True]
+    assert [r.fast_learning_rate for r in ae.rbms_] == [0.05, None]
+    assert ae.rbms_[-1].hidden_units == "gaussian"
+    with pytest.raises(ValueError):
+        DBNAutoencoder((16, 4), persistent=False, fast_learning_rate=0.05).fit(X)
