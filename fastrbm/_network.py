@@ -14,11 +14,13 @@ a loaded model all derive from that table.
 import contextlib
 import warnings
 from collections import namedtuple
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 
 from ._kernels import backprop as _bp
@@ -90,6 +92,33 @@ def check_standardisation(mean, scale, n_features, dtype):
 # A finite loss this many times a constant prediction's means the weights are blowing up
 # (an exploding recurrent net trains on to losses of 1e18 without a non-finite value).
 DIVERGING_LOSS_FACTOR = 1e3
+
+# scikit-learn MLP's optimiser, schedule and stopping parameters, as every trained net
+# (DBN nets, autoencoder, recurrent nets) takes them
+MLP_CONSTRAINTS = {
+    "solver": [StrOptions({"sgd", "adam"})],
+    "alpha": [Interval(Real, 0, None, closed="left")],
+    "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+    "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+    "learning_rate_init": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
+    "power_t": [Interval(Real, 0, None, closed="left")],
+    "max_iter": [Interval(Integral, 1, None, closed="left")],
+    "shuffle": ["boolean"],
+    "random_state": ["random_state"],
+    "tol": [Interval(Real, 0, None, closed="left")],
+    "verbose": ["verbose"],
+    "warm_start": ["boolean"],
+    "momentum": [Interval(Real, 0, 1, closed="both")],
+    "nesterovs_momentum": ["boolean"],
+    "early_stopping": ["boolean", StrOptions({"auto"})],
+    "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+    "beta_1": [Interval(Real, 0, 1, closed="left")],
+    "beta_2": [Interval(Real, 0, 1, closed="left")],
+    "epsilon": [Interval(Real, 0, None, closed="neither")],
+    "n_iter_no_change": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+    "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
+}
+
 
 FittedArray = namedtuple("FittedArray", "name role")
 
@@ -233,6 +262,22 @@ class NetworkTrainer:
         """The data loss of a constant prediction (the outputs' own override); inf where
         there is none, which turns the divergence warning off."""
         return np.inf
+
+    def _check_fitted_arrays(self, n_params, **sizes):
+        """Raise ValueError unless every array of ``_fitted_arrays`` but the layout is a 1-D
+        float vector in theta's dtype of its role's size (`n_params` for parameters and
+        moments; Adam's second moments empty under SGD; other roles' sizes in `sizes`)."""
+        allowed = {"parameters": (n_params,), "moments": (n_params,),
+                   "moments_adam": (n_params,) if self.solver == "adam" else (0, n_params),
+                   **sizes}
+        for entry in self._fitted_arrays:
+            if entry.role == "layout":
+                continue
+            array = getattr(self, entry.name)
+            if array.ndim != 1 or array.size not in allowed[entry.role] \
+                    or array.dtype != self._theta.dtype or array.dtype.kind != "f":
+                raise ValueError(f"{entry.name} has shape {array.shape} and dtype "
+                                 f"{array.dtype}, which does not fit the layout")
 
     def _no_improvement_message(self, early_stopping):
         what = "Validation score" if early_stopping else "Training loss"
@@ -415,17 +460,7 @@ class DenseTrainer(NetworkTrainer):
         if sizes[0] != self.n_features_in_ or sizes[-1] != self.n_outputs_:
             raise ValueError(f"the network maps {sizes[0]} -> {sizes[-1]}, the model has "
                              f"{self.n_features_in_} features and {self.n_outputs_} outputs")
-        allowed = {"parameters": (n_params,), "statistics": (n_state,),
-                   "moments": (n_params,),
-                   "moments_adam": (n_params,) if self.solver == "adam" else (0, n_params)}
-        for entry in self._fitted_arrays:
-            if entry.role == "layout":
-                continue
-            array = getattr(self, entry.name)
-            if array.ndim != 1 or array.size not in allowed[entry.role] \
-                    or array.dtype != self._theta.dtype or array.dtype.kind != "f":
-                raise ValueError(f"{entry.name} has shape {array.shape} and dtype "
-                                 f"{array.dtype}, which does not fit the layout")
+        self._check_fitted_arrays(n_params, statistics=(n_state,))
         return sizes
 
     def _forward(self, X, layers=slice(None)):

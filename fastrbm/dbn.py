@@ -30,8 +30,9 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._kernels import _sampling
 from ._kernels import backprop as _bp
-from ._network import (ClassifierOutput, DenseTrainer, RegressorOutput, check_standardisation,
-                       engine_array, mean_and_scale, unchanged_on_error)
+from ._network import (MLP_CONSTRAINTS, ClassifierOutput, DenseTrainer, RegressorOutput,
+                       check_standardisation, engine_array, mean_and_scale,
+                       unchanged_on_error)
 from ._persistence import CheckpointMixin
 from ._utils import blas_threads, draw_seed, engine_blocks, engine_threads, fit_dtype
 from .rbm import BernoulliRBM, GaussianBernoulliRBM
@@ -582,26 +583,7 @@ class _BaseDBNNetwork(DenseTrainer, CheckpointMixin, BaseEstimator):
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions({"identity", "logistic", "tanh", "relu", "elu"})],
-        "solver": [StrOptions({"sgd", "adam"})],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
-        "learning_rate_init": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
-        "power_t": [Interval(Real, 0, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "shuffle": ["boolean"],
-        "random_state": ["random_state"],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "verbose": ["verbose"],
-        "warm_start": ["boolean"],
-        "momentum": [Interval(Real, 0, 1, closed="both")],
-        "nesterovs_momentum": ["boolean"],
-        "early_stopping": ["boolean", StrOptions({"auto"})],
-        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
-        "beta_1": [Interval(Real, 0, 1, closed="left")],
-        "beta_2": [Interval(Real, 0, 1, closed="left")],
-        "epsilon": [Interval(Real, 0, None, closed="neither")],
-        "n_iter_no_change": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        **MLP_CONSTRAINTS,
         "pretrain": ["boolean"],
         "first_layer": [StrOptions(_FIRST_LAYER_OPTIONS)],
         "pretrain_n_iter": _STACK_CONSTRAINTS["n_iter"],
@@ -611,7 +593,6 @@ class _BaseDBNNetwork(DenseTrainer, CheckpointMixin, BaseEstimator):
         "persistent": _STACK_CONSTRAINTS["persistent"],
         "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
         "batch_norm": ["boolean", "array-like"],
-        "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
         "init_scale": [Interval(Real, 0, None, closed="neither")],
         "dtype": [StrOptions({"float32", "float64"}), None],
         "n_jobs": [Integral, None],

@@ -21,11 +21,12 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._kernels import recurrent as _rnn
-from ._network import (AUTO_PATIENCE, ClassifierOutput, FittedArray, NetworkTrainer,
+from ._network import (AUTO_PATIENCE, MLP_CONSTRAINTS, ClassifierOutput, FittedArray,
+                       NetworkTrainer,
                        RegressorOutput, check_standardisation, engine_array, mean_and_scale,
                        unchanged_on_error)
 from ._persistence import CheckpointMixin
-from ._utils import blas_threads, fit_dtype
+from ._utils import fit_dtype
 
 __all__ = ["RNNClassifier", "RNNRegressor"]
 
@@ -89,27 +90,7 @@ class _BaseRNN(NetworkTrainer, CheckpointMixin, BaseEstimator):
         "recurrent_init": [StrOptions({"orthogonal", "identity", "uniform"})],
         "forget_bias": [Real],
         "init_scale": [Interval(Real, 0, None, closed="neither")],
-        "solver": [StrOptions({"sgd", "adam"})],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
-        "learning_rate_init": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
-        "power_t": [Interval(Real, 0, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "shuffle": ["boolean"],
-        "random_state": ["random_state"],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "verbose": ["verbose"],
-        "warm_start": ["boolean"],
-        "momentum": [Interval(Real, 0, 1, closed="both")],
-        "nesterovs_momentum": ["boolean"],
-        "early_stopping": ["boolean", StrOptions({"auto"})],
-        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
-        "beta_1": [Interval(Real, 0, 1, closed="left")],
-        "beta_2": [Interval(Real, 0, 1, closed="left")],
-        "epsilon": [Interval(Real, 0, None, closed="neither")],
-        "n_iter_no_change": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
-        "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
+        **MLP_CONSTRAINTS,
         "dtype": [StrOptions({"float32", "float64"}), None],
     }
 
@@ -272,35 +253,33 @@ class _BaseRNN(NetworkTrainer, CheckpointMixin, BaseEstimator):
                                     n_steps=X.shape[1])
         settings = _rnn.make_settings(alpha=self.alpha)
         groups, steps, n_batches = 0.0, 0.0, 0
-        with blas_threads(1):
-            for start in range(0, order.size, rows):
-                idx = order[start:start + rows]
-                _rnn.loss_grad(engine_array(X[idx]), engine_array(Y[idx]),
-                               engine_array(lengths[idx]), net, settings)
-                groups = groups + self._group_norms(net)
-                steps = steps + net.step_norms[-1]
-                n_batches += 1
+        for start in range(0, order.size, rows):
+            idx = order[start:start + rows]
+            _rnn.loss_grad(engine_array(X[idx]), engine_array(Y[idx]),
+                           engine_array(lengths[idx]), net, settings)
+            groups = groups + self._group_norms(net)
+            steps = steps + net.step_norms[-1]
+            n_batches += 1
         return groups / n_batches, steps / n_batches
 
     @contextlib.contextmanager
     def _training_engine(self, X, Y, lengths):
-        """The recurrent epoch for :meth:`NetworkTrainer._run_epochs`: serial, BLAS at one
-        thread (the engine mixes two BLAS libraries, as the dense one does)."""
+        """The recurrent epoch for :meth:`NetworkTrainer._run_epochs` (serial; the kernels
+        hold BLAS at one thread themselves)."""
         rows = self._batch_rows(X.shape[0])
         net = _rnn.make_rnn_network(self._layout, self._theta, self._state_1, self._state_2,
                                     rows, X.shape[1])
         settings = self._settings(_rnn)
-        with blas_threads(1):
-            def epoch(perm, learning_rate, steps):
-                return _rnn.run_epoch(X, Y, lengths, perm, rows, net,
-                                      settings._replace(learning_rate=learning_rate), steps)
 
-            def record():
-                self.gradient_norms_ = np.vstack([self.gradient_norms_,
-                                                  self._group_norms(net)])
-                self.gradient_norms_through_time_ = np.vstack(
-                    [self.gradient_norms_through_time_, net.step_norms[-1]])
-            yield epoch, record
+        def epoch(perm, learning_rate, steps):
+            return _rnn.run_epoch(X, Y, lengths, perm, rows, net,
+                                  settings._replace(learning_rate=learning_rate), steps)
+
+        def record():
+            self.gradient_norms_ = np.vstack([self.gradient_norms_, self._group_norms(net)])
+            self.gradient_norms_through_time_ = np.vstack(
+                [self.gradient_norms_through_time_, net.step_norms[-1]])
+        yield epoch, record
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, lengths=None):
@@ -343,14 +322,7 @@ class _BaseRNN(NetworkTrainer, CheckpointMixin, BaseEstimator):
             raise ValueError(f"the layout table is inconsistent: {exc}") from None
         if not np.array_equal(layout, expected) or layout[-1, _rnn.N_HIDDEN] != self.n_outputs_:
             raise ValueError("the layout table is inconsistent")
-        sizes = {"parameters": (n_params,), "moments": (n_params,),
-                 "moments_adam": (n_params,) if self.solver == "adam" else (0, n_params)}
-        for entry in self._fitted_arrays[1:]:
-            array = getattr(self, entry.name)
-            if array.ndim != 1 or array.size not in sizes[entry.role] \
-                    or array.dtype != self._theta.dtype or array.dtype.kind != "f":
-                raise ValueError(f"{entry.name} has shape {array.shape} and dtype "
-                                 f"{array.dtype}, which does not fit the layout")
+        self._check_fitted_arrays(n_params)
         check_standardisation(self.input_mean_, self.input_scale_,
                               int(layout[0, _rnn.N_IN]), self._theta.dtype)
 
@@ -363,8 +335,7 @@ class _BaseRNN(NetworkTrainer, CheckpointMixin, BaseEstimator):
         # writable copies of read-only arrays (a model loaded from a memory map): the
         # kernels are compiled for writable arrays only
         theta, layout = engine_array(self._theta), engine_array(self._layout)
-        with blas_threads(1):
-            _rnn.predict(X, lengths, theta, layout, rows, work, out)
+        _rnn.predict(X, lengths, theta, layout, rows, work, out)
         return out
 
     def _validated_forward(self, X, lengths=None):
