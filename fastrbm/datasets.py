@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils._param_validation import Interval, validate_params
 
 __all__ = ["load_digits", "load_idx", "load_fashion_mnist", "load_mnist",
            "make_adding_problem", "make_temporal_order", "TEMPORAL_ORDER_SYMBOLS"]

@@ -7,7 +7,7 @@ lists of per-layer arrays; arithmetic stays in the inputs' dtype.
 """
 import numpy as np
 
-from ._reference_network import output_loss, sigmoid
+from ._reference_network import clip_by_global_norm, output_loss, sigmoid
 
 
 def _act(z, cell):
@@ -148,14 +148,6 @@ def loss_grad(X, Y, lengths, net, alpha):
                           np.linalg.norm(grads[l][1].astype(np.float64))]
     group_norms[L, 0] = np.linalg.norm(gW_out.astype(np.float64))
     return loss, flat, step_norms, group_norms
-
-
-def clip_by_global_norm(grads, max_norm):
-    norm = np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads))
-    if max_norm > 0 and norm > max_norm:
-        for g in grads:
-            g *= g.dtype.type(max_norm / norm)
-    return norm
 
 
 def run_epoch(X, Y, lengths, perm, batch_size, net, alpha, optimizer, max_norm):

@@ -324,7 +324,7 @@ def test_gradient_finite_differences(case):
     dropout = np.array([p, p, 0.0])
     X = rng.standard_normal((6, 4))
     Y = make_targets(output, 6, 3, np.float64, rng)
-    grad = _check_finite_differences(layout, theta, state, dropout, X, Y, alpha)
+    _check_finite_differences(layout, theta, state, dropout, X, Y, alpha)
     if activation in ("relu", "elu"):
         net, _, _ = ref_net(theta, state, layout, activation, output)
         cache = ref.forward_train(X, net, dropout, BN_EPS, 0.0, 3, 1)
