@@ -467,14 +467,16 @@ class DenseTrainer(NetworkTrainer):
         """Network output (probabilities or values) for validated X; with `layers`, the
         output of those consecutive layers for X as their input (an autoencoder's encoder
         or decoder: the table's rows hold absolute offsets, so a slice of it is a net)."""
-        X = engine_array(X)
-        layout = self._layout[layers]
+        # writable copies of read-only arrays (a model loaded from a memory map): the
+        # kernels are compiled for writable arrays, a read-only one would compile again
+        X, theta, bn_state = (engine_array(a) for a in (X, self._theta, self._bn_state))
+        layout = engine_array(self._layout[layers])
         n_out = layout[-1, _bp.N_OUT]
-        out = np.empty((X.shape[0], n_out), self._theta.dtype)
+        out = np.empty((X.shape[0], n_out), theta.dtype)
         rows = max(1, min(PREDICT_ROWS, X.shape[0]))
-        work = np.empty(_bp.workspace_size(layout, None, rows), self._theta.dtype)
+        work = np.empty(_bp.workspace_size(layout, None, rows), theta.dtype)
         with blas_threads(self._threads(rows)):
-            _bp.predict(X, self._theta, layout, self._bn_state, BN_EPS, rows, work, out)
+            _bp.predict(X, theta, layout, bn_state, BN_EPS, rows, work, out)
         return out
 
     @property

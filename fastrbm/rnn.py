@@ -329,12 +329,11 @@ class _BaseRNN(NetworkTrainer, CheckpointMixin, BaseEstimator):
     def _forward(self, data):
         """Network output for engine input ``data = (X, lengths)``."""
         X, lengths = data
-        out = np.empty((X.shape[0], self.n_outputs_), self._theta.dtype)
-        rows = max(1, min(PREDICT_ROWS, X.shape[0]))
-        work = np.empty(_rnn.workspace_size(self._layout, rows, X.shape[1]), self._theta.dtype)
-        # writable copies of read-only arrays (a model loaded from a memory map): the
-        # kernels are compiled for writable arrays only
+        # writable copies of read-only arrays, as DenseTrainer._forward
         theta, layout = engine_array(self._theta), engine_array(self._layout)
+        out = np.empty((X.shape[0], self.n_outputs_), theta.dtype)
+        rows = max(1, min(PREDICT_ROWS, X.shape[0]))
+        work = np.empty(_rnn.workspace_size(layout, rows, X.shape[1]), theta.dtype)
         _rnn.predict(X, lengths, theta, layout, rows, work, out)
         return out
 

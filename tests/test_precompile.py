@@ -43,6 +43,28 @@ def test_fits_after_compile_engines_compile_nothing(digits, dtype):
     assert _signature_counts() == before
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_model_with_read_only_arrays_predicts_without_compiling(digits):
+    """A model unpickled from a memory map holds read-only arrays: predict must not compile
+    a read-only specialisation of the engines (12 s each)."""
+    X, y = digits
+    X = X[:300].astype(np.float64)
+    y = y[:300]
+    compile_engines(dtypes=("float64",), parallel=False)
+    models = [DBNClassifier(hidden_layer_sizes=(8,), max_iter=1, pretrain=False,
+                            random_state=0).fit(X, y),
+              RNNClassifier(hidden_layer_sizes=(4,), max_iter=1, random_state=0).fit(
+                  X.reshape(-1, 8, 8), y)]
+    before = _signature_counts()
+    for model, data in zip(models, (X, X.reshape(-1, 8, 8))):
+        expected = model.predict_proba(data)
+        for value in vars(model).values():
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+        np.testing.assert_array_equal(model.predict_proba(data), expected)
+    assert _signature_counts() == before
+
+
 def test_stale_cache_of_a_dependent_module_is_dropped(tmp_path):
     """A module's cached code goes when a module it compiles in changes, and only then."""
     from fastrbm._kernels._cache import drop_stale_cache
