@@ -5,6 +5,17 @@ from sklearn.model_selection import train_test_split
 from fastrbm.datasets import load_digits
 
 
+def pytest_report_header(config):
+    """Which build of the extension the suite runs on (tests/test_build.py)."""
+    try:
+        from fastrbm._kernels import _sampling
+
+        from .test_build import describe
+        return f"fastrbm build: {describe(_sampling.build_info())} ({_sampling.__file__})"
+    except (ImportError, AttributeError) as exc:  # not built, or built before build_info
+        return f"fastrbm build: unknown ({exc})"
+
+
 @pytest.fixture(scope="session")
 def digits():
     """scikit-learn's digits as fastrbm loads them: (X, y), pixels / 16 in float32."""

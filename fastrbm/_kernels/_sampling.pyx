@@ -47,6 +47,10 @@ cdef extern from "_transpose.h" nogil:
 
 
 cdef extern from "_simd.h" nogil:
+    const char *FRB_BUILD_COMPILER
+    const char *FRB_DISPATCH
+    int FRB_BUILD_OPENMP
+    int FRB_PORTABLE
     uint64_t frb_splitmix64(uint64_t x)
     uint64_t frb_row_key(uint64_t seed, uint64_t counter, uint64_t row)
     void frb_sigmoid_f32(const float *acc, float scale, const float *bias, float *prob,
@@ -403,6 +407,17 @@ def ilp64_fallback_addresses():
 def block_size(Py_ssize_t dim, int n_blocks):
     """Column-block width of :func:`_block_size` (backprop: ``_blocks``)."""
     return _block_size(dim, n_blocks)
+
+
+def build_info():
+    """How this extension was compiled: ``{"compiler": "gcc 12.2.0", "openmp": True,
+    "portable": False, "dispatch": "x86-64-v4, x86-64-v3, default"}``. ``openmp`` False is
+    the serial build (``n_threads`` then runs on one thread, with the same results);
+    ``portable`` True is the plain-C path without vector extensions; ``dispatch`` names the
+    ISA levels the row kernels are compiled for and chosen among at load time ("none": the
+    baseline ISA only)."""
+    return {"compiler": FRB_BUILD_COMPILER.decode(), "openmp": bool(FRB_BUILD_OPENMP),
+            "portable": bool(FRB_PORTABLE), "dispatch": FRB_DISPATCH.decode()}
 
 
 def splitmix64(uint64_t x):

@@ -32,13 +32,70 @@
 #include <stddef.h>
 #include <string.h>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(FASTRBM_NO_CLONES)
-#define FRB_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+/* Build configuration.
+ *
+ * FRB_PORTABLE: plain C99, no GNU extension (no vector types, target_clones or GCC
+ * pragmas), the code MSVC compiles. Chosen for compilers that are not GCC or clang, for
+ * targets other than x86-64 (the vectorised transposes and the dispatch are x86 code), and
+ * when FASTRBM_PORTABLE is defined (setup.py: FASTRBM_PORTABLE=1), so that CI builds and
+ * tests this path with GCC too. The row kernels are the same C either way; without
+ * dispatch the compiler vectorises them for the baseline ISA (SSE2, NEON).
+ *
+ * FRB_CLONES: the x86-64 dispatch. target_clones compiles a function for several ISA
+ * levels and picks one when the library loads (an ELF ifunc). GCC >= 11 takes the ISA
+ * levels x86-64-v4 (AVX-512) and x86-64-v3 (AVX2 + FMA). clang's resolver does not
+ * recognise those names (clang 14 runs the baseline clone on an AVX-512 CPU), so clang
+ * >= 14 and older GCC clone on single features instead: avx512f (which implies FMA) and
+ * avx2 (without FMA). Elsewhere (Mach-O, COFF, older compilers, FASTRBM_NO_CLONES) there is
+ * one baseline version. */
+#if defined(FASTRBM_PORTABLE) || !(defined(__GNUC__) && defined(__x86_64__))
+#define FRB_PORTABLE 1
 #else
-#define FRB_CLONES
+#define FRB_PORTABLE 0
 #endif
 
-static inline uint64_t frb_splitmix64(uint64_t x)
+#if FRB_PORTABLE || !defined(__ELF__) || defined(FASTRBM_NO_CLONES)
+#define FRB_CLONES
+#define FRB_DISPATCH "none"
+#elif !defined(__clang__) && __GNUC__ >= 11
+#define FRB_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define FRB_DISPATCH "x86-64-v4, x86-64-v3, default"
+#elif (defined(__clang__) && __clang_major__ >= 14) || (!defined(__clang__) && __GNUC__ >= 6)
+#define FRB_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define FRB_DISPATCH "avx512f, avx2, default"
+#else
+#define FRB_CLONES
+#define FRB_DISPATCH "none"
+#endif
+
+#if defined(_MSC_VER) && !defined(__clang__)
+#define FRB_INLINE __inline /* MSVC's C mode before /std:c11 */
+#else
+#define FRB_INLINE inline
+#endif
+
+/* What build_info() in _sampling.pyx reports. _OPENMP is defined when the translation unit
+ * is compiled with OpenMP on (setup.py's probe). */
+#define FRB_STR_(x) #x
+#define FRB_STR(x) FRB_STR_(x)
+#if defined(__clang__)
+#define FRB_BUILD_COMPILER                                                                \
+    "clang " FRB_STR(__clang_major__) "." FRB_STR(__clang_minor__) "." FRB_STR(__clang_patchlevel__)
+#elif defined(__GNUC__)
+#define FRB_BUILD_COMPILER                                                                \
+    "gcc " FRB_STR(__GNUC__) "." FRB_STR(__GNUC_MINOR__) "." FRB_STR(__GNUC_PATCHLEVEL__)
+#elif defined(_MSC_VER)
+#define FRB_BUILD_COMPILER "msvc " FRB_STR(_MSC_FULL_VER)
+#else
+#define FRB_BUILD_COMPILER "unknown"
+#endif
+#ifdef _OPENMP
+#define FRB_BUILD_OPENMP 1
+#else
+#define FRB_BUILD_OPENMP 0
+#endif
+
+static FRB_INLINE uint64_t frb_splitmix64(uint64_t x)
 {
     x += 0x9E3779B97F4A7C15ULL;
     x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -46,12 +103,12 @@ static inline uint64_t frb_splitmix64(uint64_t x)
     return x ^ (x >> 31);
 }
 
-static inline uint64_t frb_row_key(uint64_t seed, uint64_t counter, uint64_t row)
+static FRB_INLINE uint64_t frb_row_key(uint64_t seed, uint64_t counter, uint64_t row)
 {
     return frb_splitmix64(frb_splitmix64(seed ^ frb_splitmix64(counter)) + row);
 }
 
-static inline uint32_t frb_lowbias32(uint32_t x)
+static FRB_INLINE uint32_t frb_lowbias32(uint32_t x)
 {
     x ^= x >> 16;
     x *= 0x7feb352dU;
@@ -61,14 +118,14 @@ static inline uint32_t frb_lowbias32(uint32_t x)
     return x;
 }
 
-static inline uint32_t frb_bits(uint32_t klo, uint32_t khi, uint32_t j)
+static FRB_INLINE uint32_t frb_bits(uint32_t klo, uint32_t khi, uint32_t j)
 {
     return frb_lowbias32(frb_lowbias32(klo ^ (j * 0x9E3779B9U)) ^ khi);
 }
 
 /* exp in plain arithmetic (Cephes coefficients): round-to-nearest by the add-and-subtract
  * trick, so 2^n comes from the bits of the rounded sum without a float->int conversion. */
-static inline float frb_expf(float x)
+static FRB_INLINE float frb_expf(float x)
 {
     const float magic = 12582912.0f; /* 1.5 * 2^23 */
     /* |x| <= 87 keeps 1 / (1 + exp(x)) a normal float: a denormal sigmoid fed to a GEMM
@@ -95,7 +152,7 @@ static inline float frb_expf(float x)
     return y * scale;
 }
 
-static inline double frb_exp(double x)
+static FRB_INLINE double frb_exp(double x)
 {
     const double magic = 6755399441055744.0; /* 1.5 * 2^52 */
     x = x < -708.0 ? -708.0 : x;
@@ -121,7 +178,7 @@ static inline double frb_exp(double x)
 
 /* log1p(t) for t in [0, 1] as 2 atanh(s), s = t / (2 + t) in [0, 1/3]: the odd series in
  * s converges by a factor 1/9 a term and keeps full relative accuracy for tiny t. */
-static inline float frb_log1pf_unit(float t)
+static FRB_INLINE float frb_log1pf_unit(float t)
 {
     float s = t / (2.0f + t), z = s * s;
     float p = 1.0f / 19;
@@ -136,23 +193,38 @@ static inline float frb_log1pf_unit(float t)
     return 2.0f * s * (p * z + 1.0f);
 }
 
-static inline double frb_log1p_unit(double t)
+static FRB_INLINE double frb_log1p_unit(double t)
 {
+    /* Written out, not a loop: a loop left in the row loops stops their vectorisation. */
     double s = t / (2.0 + t), z = s * s, p = 1.0 / 35;
-#pragma GCC unroll 17 /* fully: a loop left in the row loops stops their vectorisation */
-    for (int k = 33; k >= 1; k -= 2)
-        p = p * z + 1.0 / k;
+    p = p * z + 1.0 / 33;
+    p = p * z + 1.0 / 31;
+    p = p * z + 1.0 / 29;
+    p = p * z + 1.0 / 27;
+    p = p * z + 1.0 / 25;
+    p = p * z + 1.0 / 23;
+    p = p * z + 1.0 / 21;
+    p = p * z + 1.0 / 19;
+    p = p * z + 1.0 / 17;
+    p = p * z + 1.0 / 15;
+    p = p * z + 1.0 / 13;
+    p = p * z + 1.0 / 11;
+    p = p * z + 1.0 / 9;
+    p = p * z + 1.0 / 7;
+    p = p * z + 1.0 / 5;
+    p = p * z + 1.0 / 3;
+    p = p * z + 1.0 / 1;
     return 2.0 * s * p;
 }
 
 /* softplus(y) = log(1 + e^y) = max(y, 0) + log1p(e^-|y|), overflow-safe. */
-static inline float frb_softplusf(float y)
+static FRB_INLINE float frb_softplusf(float y)
 {
     float a = y < 0.0f ? -y : y;
     return (y > 0.0f ? y : 0.0f) + frb_log1pf_unit(frb_expf(-a));
 }
 
-static inline double frb_softplus(double y)
+static FRB_INLINE double frb_softplus(double y)
 {
     double a = y < 0.0 ? -y : y;
     return (y > 0.0 ? y : 0.0) + frb_log1p_unit(frb_exp(-a));
@@ -165,7 +237,7 @@ static inline double frb_softplus(double y)
 
 /* log(x) for a normal x > 0: x = m 2^e with m in [sqrt(1/2), sqrt(2)), log x = e log 2 +
  * log1p(m - 1), and |m - 1| <= 0.42 is well inside the range of the atanh series. */
-static inline float frb_logf(float x)
+static FRB_INLINE float frb_logf(float x)
 {
     int32_t i;
     memcpy(&i, &x, 4);
@@ -179,7 +251,7 @@ static inline float frb_logf(float x)
     return (float)e * 0.693147180559945309f + frb_log1pf_unit(m - 1.0f);
 }
 
-static inline double frb_log(double x)
+static FRB_INLINE double frb_log(double x)
 {
     /* Unsigned 64-bit integer work only, and the exponent converted to double through the
      * bits of 2^52 + e, so AVX2 (no 64-bit arithmetic shift or int64 -> double) vectorises. */
@@ -201,7 +273,7 @@ static inline double frb_log(double x)
 
 /* sqrt(x) for x >= 0 as x / sqrt(x) by Newton's iteration for 1 / sqrt(x) from the
  * classic bit-level first guess (3.4% off; each step squares the relative error). */
-static inline float frb_sqrtf(float x)
+static FRB_INLINE float frb_sqrtf(float x)
 {
     int32_t i;
     memcpy(&i, &x, 4);
@@ -213,7 +285,7 @@ static inline float frb_sqrtf(float x)
     return x > 0.0f ? x * y : 0.0f;
 }
 
-static inline double frb_sqrt(double x)
+static FRB_INLINE double frb_sqrt(double x)
 {
     uint64_t i;
     memcpy(&i, &x, 8);
@@ -229,7 +301,7 @@ static inline double frb_sqrt(double x)
  * = -sin(x), x = 2 pi (1/4 - a) in [-pi/2, pi/2] (exact up to the product by 2 pi), and sin
  * is its Taylor polynomial, truncated below the precision (x^17 / 17! < 2e-9 for float,
  * x^25 / 25! < 1e-20 for double). */
-static inline float frb_cos2pif(float u)
+static FRB_INLINE float frb_cos2pif(float u)
 {
     float a = u - 0.5f;
     a = a < 0.0f ? -a : a;
@@ -244,7 +316,7 @@ static inline float frb_cos2pif(float u)
     return -(x + x * z * p);
 }
 
-static inline double frb_cos2pi(double u)
+static FRB_INLINE double frb_cos2pi(double u)
 {
     double a = u - 0.5;
     a = a < 0.0 ? -a : a;
@@ -267,7 +339,7 @@ static inline double frb_cos2pi(double u)
 /* The row kernels, once for float (suffix _f32) and once for double (_f64): _simd_rows.h
  * is a template instantiated by including it with T and the scalar helpers defined; it
  * undefines them at its end. */
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__GNUC__) && !defined(__clang__) && !FRB_PORTABLE
 /* The clamps of exp (x < -87 ? -87 : x) are branches to gcc without fast-math; jump
  * threading then specialises the rest of a row loop for the clamped lanes, which put two
  * masked divisions in the vectorised sigmoid (measured: 0.43 against 0.32 ns per element). */
@@ -284,7 +356,7 @@ static inline double frb_cos2pi(double u)
 #define FRB_SQRT frb_sqrtf
 #define FRB_COS2PI frb_cos2pif
 #define FRB_ONE 1.0f
-#define FRB_2POW_M24 0x1p-24f
+#define FRB_2POW_M24 5.9604644775390625e-8f /* 2^-24, exactly */
 #include "_simd_rows.h"
 #define T double
 #define FRB_NAME(name) frb_##name##_f64
@@ -295,9 +367,9 @@ static inline double frb_cos2pi(double u)
 #define FRB_SQRT frb_sqrt
 #define FRB_COS2PI frb_cos2pi
 #define FRB_ONE 1.0
-#define FRB_2POW_M24 0x1p-24
+#define FRB_2POW_M24 5.9604644775390625e-8
 #include "_simd_rows.h"
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__GNUC__) && !defined(__clang__) && !FRB_PORTABLE
 #pragma GCC pop_options
 #endif
 

@@ -7,7 +7,7 @@
  * count columns in a uint32_t of their own: computed from the ptrdiff_t loop index, the
  * column kept 64-bit vector lanes and a narrowing shuffle per vector (sigmoid + sample
  * 0.78 -> 0.65 ns per element). */
-static inline T FRB_NAME(uniform_at)(uint32_t klo, uint32_t khi, uint32_t j)
+static FRB_INLINE T FRB_NAME(uniform_at)(uint32_t klo, uint32_t khi, uint32_t j)
 {
     return (T)(int32_t)(frb_bits(klo, khi, j) >> 8) * FRB_2POW_M24;
 }
@@ -37,7 +37,7 @@ FRB_CLONES static void FRB_NAME(sigmoid_sample)(const T *acc, T scale, const T *
 
 /* The standard normal at column j of the row (Box-Muller on the uniforms at 2j and 2j + 1,
  * see _simd.h). */
-static inline T FRB_NAME(normal_at)(uint32_t klo, uint32_t khi, uint32_t j)
+static FRB_INLINE T FRB_NAME(normal_at)(uint32_t klo, uint32_t khi, uint32_t j)
 {
     T u1 = FRB_ONE - FRB_NAME(uniform_at)(klo, khi, 2 * j);
     T u2 = FRB_NAME(uniform_at)(klo, khi, 2 * j + 1);
@@ -130,7 +130,7 @@ FRB_CLONES static void FRB_NAME(logistic)(T *out, ptrdiff_t n, uint64_t key)
  * inverse temperatures), add sum_j softplus(y1) - softplus(y0) to *out in float64, and draw
  * sample[j] = (uniform(key, j0 + j) < sigmoid(y1)). The sum runs in FRB_LANES fixed lanes,
  * so it vectorises without fast-math and its order never changes. */
-static inline double FRB_NAME(anneal_one)(const T *a, T s1, const T *b1, T s0, const T *b0,
+static FRB_INLINE double FRB_NAME(anneal_one)(const T *a, T s1, const T *b1, T s0, const T *b0,
                                           T *sample, ptrdiff_t j, uint32_t klo, uint32_t khi,
                                           uint32_t j0)
 {
