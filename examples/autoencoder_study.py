@@ -57,9 +57,10 @@ def autoencoder(sizes, args, pretrain, seed):
 
 
 def fit_timed(model, X, label, decay_epochs):
-    """Fit, then (``decay_epochs`` > 0) continue from the best validation weights at a
-    tenth of the step size: a step decay, which Adam's constant rate lacks. Both stages
-    hold out the same validation rows (drawn first from the same seed). Sets
+    """Fit, then for each entry of ``decay_epochs`` continue from the best validation
+    weights for that many epochs at a tenth of the previous step size: a step decay, which
+    Adam's constant rate lacks. Every stage holds out the same validation rows (drawn first
+    from the same seed). Sets
     ``model.curve_`` (validation squared error per epoch, both stages) and returns the
     seconds taken."""
     start = time.perf_counter()
@@ -67,9 +68,8 @@ def fit_timed(model, X, label, decay_epochs):
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X)
         curve = list(-np.asarray(model.validation_scores_))
-        if decay_epochs:
-            model.set_params(warm_start=True, max_iter=decay_epochs,
-                             n_iter_no_change=decay_epochs,
+        for epochs in decay_epochs:
+            model.set_params(warm_start=True, max_iter=epochs, n_iter_no_change=epochs,
                              learning_rate_init=model.learning_rate_init / 10)
             model.fit(X)
             curve += list(-np.asarray(model.validation_scores_))
@@ -85,7 +85,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="6000 training and 1000 test images, 1+3+1 epochs, into out/")
     parser.add_argument("--pretrain-epochs", type=int, default=None,
-                        help="RBM epochs per layer (default 20; quick 1)")
+                        help="RBM epochs per layer (default 50; quick 1)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="fine-tuning epochs before the decay (default 30; quick 3)")
     parser.add_argument("--epochs-2d", type=int, default=None,
@@ -94,10 +94,11 @@ def main(argv=None):
                         help="CD-1 learning rate of the binary RBMs (0.1)")
     parser.add_argument("--top-rate", type=float, default=0.01,
                         help="CD-1 learning rate of the top RBM, linear hidden units (0.01)")
-    parser.add_argument("--decay-epochs", type=int, default=None,
-                        help="then this many more at a tenth of the rate (default 20; quick 1)")
-    parser.add_argument("--decay-epochs-2d", type=int, default=None,
-                        help="the same for the 2-D net (default 6; quick 1)")
+    parser.add_argument("--decay-epochs", type=int, nargs="+", default=None,
+                        help="then stages of this many epochs, each at a tenth of the "
+                        "previous rate (default 40 10; quick 1)")
+    parser.add_argument("--decay-epochs-2d", type=int, nargs="+", default=None,
+                        help="the same for the 2-D net (default 6 3; quick 1)")
     parser.add_argument("--learning-rate", type=float, default=0.003,
                         help="Adam's step size in fine-tuning")
     parser.add_argument("--batch-size", type=int, default=100)
@@ -109,13 +110,13 @@ def main(argv=None):
                         help="threads per net (default: all cores)")
     args = parser.parse_args(argv)
     quick = args.quick
-    args.pretrain_epochs = args.pretrain_epochs or (1 if quick else 20)
+    args.pretrain_epochs = args.pretrain_epochs or (1 if quick else 50)
     args.epochs = args.epochs or (3 if quick else 30)
     args.epochs_2d = args.epochs_2d or (3 if quick else 12)
     if args.decay_epochs is None:
-        args.decay_epochs = 1 if quick else 20
+        args.decay_epochs = [1] if quick else [40, 10]
     if args.decay_epochs_2d is None:
-        args.decay_epochs_2d = 1 if quick else 6
+        args.decay_epochs_2d = [1] if quick else [6, 3]
     out = args.out or (ROOT / ("out" if quick else "docs"))
     out.mkdir(parents=True, exist_ok=True)
     command = "python examples/autoencoder_study.py" + "".join(
@@ -257,10 +258,10 @@ def write_report(path, args, command, rows, times, nets, net2, errors_2d, total,
         n_train=n_train, n_test=n_test, n_val=int(round(args.validation * n_train)),
         pretrain_epochs=args.pretrain_epochs, epochs=args.epochs, epochs_2d=args.epochs_2d,
         lr=args.learning_rate, batch=args.batch_size, pretrain_rate=args.pretrain_rate,
-        top_rate=args.top_rate, decay_epochs=args.decay_epochs,
+        top_rate=args.top_rate, decay_epochs=" and ".join(map(str, args.decay_epochs)),
         pre_init=pre.initial_gradient_norms_, machine=f"{platform.machine()}, "
         f"{platform.python_version()}", best_2d=best_epoch(net2), n_2d=net2.curve_.size,
-        decay_epochs_2d=args.decay_epochs_2d,
+        decay_epochs_2d=" + ".join(map(str, args.decay_epochs_2d)),
         time_2d=times["2-D autoencoder"])
     path.write_text(text)
 
@@ -289,8 +290,8 @@ which took {total_min:.0f} minutes on this machine (2 shared cores; {machine}).
   50 epochs per layer at 0.1 and 0.001 with momentum 0.9 (an effective step ten times its
   rate).
 - Fine-tuning: Adam, learning rate {lr}, batches of {batch}, at most {epochs} epochs,
-  then at most {decay_epochs} more at a tenth of that rate, continuing from the best
-  weights so far; the same budget for the random-init net. The schedule is chosen on a
+  then stages of at most {decay_epochs} epochs, each at a tenth of the previous rate and
+  continuing from the best weights so far; the same budget for the random-init net. The schedule is chosen on a
   validation split:
   {n_val} of the training images are held out, and each net keeps the weights of its
   best validation epoch (`early_stopping=True`); the test images are used once, for the
