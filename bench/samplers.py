@@ -7,7 +7,6 @@ import sys
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from fastrbm import BernoulliRBM
 from fastrbm.datasets import load_fashion_mnist

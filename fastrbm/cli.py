@@ -232,12 +232,16 @@ def _info(args):
     print(f"cores: {n_threads_for(None)} available to this process, "
           f"{os.cpu_count()} in the machine")
     try:
-        from ._kernels import _sampling  # noqa: F401  (loads the engine's OpenMP runtime)
+        from ._kernels import _sampling  # (loads the engine's OpenMP runtime)
     except ImportError as exc:
         print(f"compiled engine: not importable ({exc})")
     else:
-        print("compiled engine: loaded (its threads follow n_jobs; None uses every core "
-              "for large enough mini-batches)")
+        build = _sampling.build_info()
+        print(f"compiled engine: loaded; built by {build['compiler']}, "
+              f"{'OpenMP' if build['openmp'] else 'serial (one thread whatever n_jobs)'}, "
+              f"{'portable C' if build['portable'] else 'vectorised C'}, "
+              f"row kernels for {build['dispatch']} (its threads follow n_jobs; None uses "
+              "every core for large enough mini-batches)")
     n_numba_threads = numba.get_num_threads()  # starts numba's thread pool, if not yet
     try:
         layer = numba.threading_layer()

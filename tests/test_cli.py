@@ -83,6 +83,8 @@ def test_info_reports_versions_threads_and_blas(capsys):
     assert out.startswith("fastrbm 0.1.0\n")
     assert f"numpy {numpy.__version__}" in out and f"numba {numba.__version__}" in out
     assert "cores: " in out and "compiled engine: loaded" in out
+    from fastrbm._kernels._sampling import build_info
+    assert f"built by {build_info()['compiler']}, " in out
     assert f"numba: threading layer {numba.threading_layer()}" in out
     # threadpoolctl finds the BLAS that NumPy / SciPy link and the engine's OpenMP runtime.
     assert "  blas: openblas" in out or "  blas: mkl" in out
