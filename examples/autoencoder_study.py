@@ -60,9 +60,8 @@ def fit_timed(model, X, label, decay_epochs):
     """Fit, then for each entry of ``decay_epochs`` continue from the best validation
     weights for that many epochs at a tenth of the previous step size: a step decay, which
     Adam's constant rate lacks. Every stage holds out the same validation rows (drawn first
-    from the same seed). Sets
-    ``model.curve_`` (validation squared error per epoch, both stages) and returns the
-    seconds taken."""
+    from the same seed). Returns the seconds taken and the validation squared error of
+    every epoch, all stages."""
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -74,10 +73,9 @@ def fit_timed(model, X, label, decay_epochs):
             model.fit(X)
             curve += list(-np.asarray(model.validation_scores_))
     seconds = time.perf_counter() - start
-    model.curve_ = np.asarray(curve)
     print(f"{label}: {seconds:.0f} s, {len(curve)} epochs, best validation error "
-          f"{model.curve_.min():.3f}", flush=True)
-    return seconds
+          f"{min(curve):.3f}", flush=True)
+    return seconds, np.asarray(curve)
 
 
 def main(argv=None):
@@ -128,7 +126,7 @@ def main(argv=None):
         X_train, X_test, y_test = X_train[:6000], X_test[:1000], y_test[:1000]
     print(f"Fashion-MNIST: {len(X_train)} training, {len(X_test)} test images", flush=True)
 
-    rows, times, nets = {}, {}, {}
+    rows, times, nets, curves = {}, {}, {}, {}
     start = time.perf_counter()
     pca = PCA(30, random_state=0).fit(X_train)
     rows["PCA, 30 components"] = squared_error(X_test, pca.inverse_transform(
@@ -137,14 +135,14 @@ def main(argv=None):
     for label, pretrain in [("autoencoder, pretrained", True),
                             ("autoencoder, random init", False)]:
         net = autoencoder((1000, 500, 250, 30), args, pretrain, seed=0)
-        times[label] = fit_timed(net, X_train, label, args.decay_epochs)
+        times[label], curves[label] = fit_timed(net, X_train, label, args.decay_epochs)
         rows[label] = -net.score(X_test)
         nets[label] = net
         print(f"  test squared error {rows[label]:.2f}", flush=True)
     net2 = autoencoder((1000, 500, 250, 2), dict_args(args, epochs=args.epochs_2d), True,
                        seed=0)
-    times["2-D autoencoder"] = fit_timed(net2, X_train, "784-1000-500-250-2, pretrained",
-                                         args.decay_epochs_2d)
+    times["2-D autoencoder"], curves["2-D autoencoder"] = fit_timed(
+        net2, X_train, "784-1000-500-250-2, pretrained", args.decay_epochs_2d)
     pca2 = PCA(2, random_state=0).fit(X_train)
     codes = {"PCA, first two components": pca2.transform(X_test),
              "autoencoder 784-1000-500-250-2": net2.transform(X_test)}
@@ -156,8 +154,8 @@ def main(argv=None):
     plot_reconstructions(out / "autoencoder_reconstructions.png", X_test, y_test, pca,
                          nets, rows)
     plot_codes(out / "autoencoder_codes_2d.png", codes, y_test)
-    plot_curves(out / "autoencoder_curves.png", nets)
-    write_report(out / "autoencoder.md", args, command, rows, times, nets, net2, errors_2d,
+    plot_curves(out / "autoencoder_curves.png", {label: curves[label] for label in nets})
+    write_report(out / "autoencoder.md", args, command, rows, times, curves, errors_2d,
                  total, len(X_train), len(X_test))
     print(f"total {total:.0f} s; wrote {out / 'autoencoder.md'}")
 
@@ -217,14 +215,13 @@ def plot_codes(path, codes, y):
     plt.close(fig)
 
 
-def plot_curves(path, nets):
+def plot_curves(path, curves):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    for label, net in nets.items():
-        scores = net.curve_
+    for label, scores in curves.items():
         ax.plot(np.arange(1, scores.size + 1), scores, label=label)
     ax.set_xlabel("fine-tuning epoch")
     ax.set_ylabel("validation squared error per image")
@@ -236,31 +233,30 @@ def plot_curves(path, nets):
     plt.close(fig)
 
 
-def write_report(path, args, command, rows, times, nets, net2, errors_2d, total, n_train,
+def write_report(path, args, command, rows, times, curves, errors_2d, total, n_train,
                  n_test):
-    def best_epoch(net):
-        return int(np.argmin(net.curve_)) + 1
+    def best_epoch(curve):
+        return int(np.argmin(curve)) + 1
 
     lines = ["| method | test squared error per image | best validation epoch | "
              "fit time |", "|---|---|---|---|"]
     for label, error in rows.items():
-        net = nets.get(label)
-        epoch = f"{best_epoch(net)} of {net.curve_.size}" if net is not None else "-"
+        curve = curves.get(label)
+        epoch = f"{best_epoch(curve)} of {curve.size}" if curve is not None else "-"
         lines.append(f"| {label} | {error:.2f} | {epoch} | {times[label]:.0f} s |")
     table = "\n".join(lines)
     lines2 = ["| method | test squared error per image |", "|---|---|"]
     for label, error in errors_2d.items():
         lines2.append(f"| {label} | {error:.2f} |")
     table2 = "\n".join(lines2)
-    pre = nets["autoencoder, pretrained"]
     text = TEMPLATE.format(
         command=command, total_min=total / 60, table=table, table2=table2,
         n_train=n_train, n_test=n_test, n_val=int(round(args.validation * n_train)),
         pretrain_epochs=args.pretrain_epochs, epochs=args.epochs, epochs_2d=args.epochs_2d,
         lr=args.learning_rate, batch=args.batch_size, pretrain_rate=args.pretrain_rate,
         top_rate=args.top_rate, decay_epochs=" and ".join(map(str, args.decay_epochs)),
-        pre_init=pre.initial_gradient_norms_, machine=f"{platform.machine()}, "
-        f"{platform.python_version()}", best_2d=best_epoch(net2), n_2d=net2.curve_.size,
+        machine=f"{platform.machine()}, {platform.python_version()}",
+        best_2d=best_epoch(curves["2-D autoencoder"]), n_2d=curves["2-D autoencoder"].size,
         decay_epochs_2d=" + ".join(map(str, args.decay_epochs_2d)),
         time_2d=times["2-D autoencoder"])
     path.write_text(text)
