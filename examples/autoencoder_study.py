@@ -1,4 +1,7 @@
-"""Deep autoencoders on Fashion-MNIST: Hinton & Salakhutdinov (2006), Science 313.
+"""Deep autoencoders on Fashion-MNIST
+===================================
+
+Hinton & Salakhutdinov (2006), Science 313, on Fashion-MNIST.
 
 A 784-1000-500-250-30 autoencoder, pretrained as an RBM stack (the top RBM with linear
 hidden units), unrolled and fine-tuned on the cross-entropy of the reconstruction, against
@@ -35,7 +38,7 @@ from sklearn.exceptions import ConvergenceWarning
 from fastrbm import DBNAutoencoder
 from fastrbm.datasets import load_fashion_mnist
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path()  # the default out/ and docs/ are relative to where it runs: the repository root
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
            "Sneaker", "Bag", "Ankle boot"]
 
@@ -190,7 +193,6 @@ def plot_reconstructions(path, X, y, pca, nets, errors):
                  "(in brackets: the mean squared error of all test images)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def plot_codes(path, codes, y):
@@ -212,7 +214,6 @@ def plot_codes(path, codes, y):
     fig.suptitle("Two-dimensional codes of the Fashion-MNIST test images, by class")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def plot_curves(path, curves):
@@ -230,7 +231,6 @@ def plot_curves(path, curves):
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def write_report(path, args, command, rows, times, curves, errors_2d, total, n_train,

@@ -1,4 +1,7 @@
-"""AIS test log-likelihoods of RBMs trained with each negative phase, at equal updates.
+"""Log-likelihoods of RBMs by negative phase
+==========================================
+
+AIS test log-likelihoods of RBMs trained with each negative phase, at equal updates.
 
 Binarised Fashion-MNIST (60000 train / 10000 test), 500 hidden units, batches of 100,
 10 epochs (6000 weight updates) for every model, momentum 0.5, at learning rates 0.01 and
@@ -11,7 +14,7 @@ reconstructions look good while its log-likelihood lags; PCD needs chains that k
 with the weights, which is what centring, fast weights and tempering are for.
 
     python examples/likelihood_table.py             # the full table (about 15 minutes)
-    python examples/likelihood_table.py --quick     # 10000 images, 3 epochs, shorter AIS
+    python examples/likelihood_table.py --quick     # 5000 images, 2 epochs, shorter AIS
 
 Prints a Markdown table: test log-likelihood (nats per image) +- the AIS standard error
 from 100 chains x 10000 temperatures (base rate from the training data), the log Z of a
@@ -55,9 +58,9 @@ def main():
     args = parser.parse_args()
     (X_train, _), (X_test, _) = load_fashion_mnist(binarize=True)
     if args.quick:
-        X_train = X_train[:10000]
-    n_iter = 3 if args.quick else 10
-    schedules = (100, 1000) if args.quick else (1000, 10000)
+        X_train = X_train[:5000]
+    n_iter = 2 if args.quick else 10
+    schedules = (100, 300) if args.quick else (1000, 10000)
     print(f"binarised Fashion-MNIST, {len(X_train)} train / {len(X_test)} test; 500 hidden, "
           f"batch 100, {n_iter} epochs, momentum 0.5; AIS 100 chains x {schedules} "
           f"temperatures; {args.n_jobs} thread(s) per model\n")

@@ -1,4 +1,7 @@
-"""The vanishing gradient through time, measured: plain recurrent nets against the LSTM.
+"""The vanishing gradient through time
+====================================
+
+Plain recurrent nets against the LSTM, measured.
 
 Backpropagation through time multiplies the error signal by the recurrent Jacobian once per
 step, so in a plain recurrent net the gradient reaching early steps shrinks (or, with large
@@ -49,7 +52,7 @@ from fastrbm import RNNClassifier, RNNRegressor
 from fastrbm.datasets import load_fashion_mnist, make_adding_problem
 from fastrbm.diagnostics import gradient_through_time_summary
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path()  # the default out/ and docs/ are relative to where it runs: the repository root
 
 CLIP = 1.0  # max_grad_norm of the clipped models (fixed beforehand, not tuned)
 WITHIN = 0.04  # a test sequence counts as solved when |prediction - target| < WITHIN
@@ -287,7 +290,6 @@ def adding_figures(part, kept, run, out, plt):
                  f"{run['seeds'][0]}; epoch 0 = initial weights)")
     fig.tight_layout()
     fig.savefig(out / "recurrent_adding_gradients.png", dpi=80)
-    plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     steps = np.array(run["steps"])
@@ -313,7 +315,6 @@ def adding_figures(part, kept, run, out, plt):
     ax.legend(fontsize="small", loc="lower right")
     fig.tight_layout()
     fig.savefig(out / "recurrent_adding_mse.png", dpi=80)
-    plt.close(fig)
 
 
 # ----------------------------------------------------------------------------------------
@@ -437,7 +438,6 @@ def exploding_figure(part, models, reference, run, out, plt):
                  f"{part['n_steps']} steps")
     fig.tight_layout()
     fig.savefig(out / "recurrent_exploding.png", dpi=80)
-    plt.close(fig)
 
 
 # ----------------------------------------------------------------------------------------
@@ -523,7 +523,6 @@ def fashion_figure(part, chosen, out, plt):
     fig.suptitle("Fashion-MNIST read row by row (28 steps of 28 pixels)")
     fig.tight_layout()
     fig.savefig(out / "recurrent_fashion.png", dpi=80)
-    plt.close(fig)
 
 
 # ----------------------------------------------------------------------------------------

@@ -1,4 +1,7 @@
-"""The vanishing-gradient study: the same deep net on Fashion-MNIST, seven ways.
+"""The vanishing gradient in deep nets
+====================================
+
+The same deep net on Fashion-MNIST, seven ways.
 
 Backprop through many logistic layers multiplies many derivatives below 1/4, so the layers
 nearest the input get the smallest gradients (Glorot & Bengio 2010); greedy RBM pretraining
@@ -46,7 +49,7 @@ from fastrbm import DBNClassifier
 from fastrbm.datasets import load_fashion_mnist
 from fastrbm.diagnostics import gradient_norm_summary
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path()  # the default out/ and docs/ are relative to where it runs: the repository root
 
 DEPTHS = {
     "dbn": ("784-500-500-2000-10 (Hinton et al. 2006's DBN)", (500, 500, 2000)),
@@ -166,7 +169,6 @@ def write_figures(key, title, results, out):
     fig.suptitle(f"Gradient norm per layer, epoch 0 = initial weights: {title}")
     fig.tight_layout()
     fig.savefig(out / f"vanishing_gradient_norms_{key}.png", dpi=90)
-    plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for label, (clf, _, diverged, _) in results.items():
@@ -181,7 +183,6 @@ def write_figures(key, title, results, out):
     ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(out / f"vanishing_gradient_loss_{key}.png", dpi=90)
-    plt.close(fig)
 
 
 def main(argv=None):

@@ -402,7 +402,7 @@ class DBNAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseDBN
         return self._forward(self._validated(X)[1], slice(0, self._code_layer))
 
     def inverse_transform(self, X):
-        """Reconstructions of codes: the decoder's output, in the units of the data.
+        """Decode codes: the decoder's output, in the units of the data.
 
         Parameters
         ----------
@@ -411,7 +411,7 @@ class DBNAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseDBN
 
         Returns
         -------
-        X_reconstructed : ndarray of shape (n_samples, n_features_in_)
+        X_reconstructed : ndarray of shape (n_samples, `n_features_in_`)
             Probabilities in [0, 1] (binary visible units) or values (a Gaussian first
             layer, mapped back through ``input_mean_`` and ``input_scale_``).
         """
@@ -432,14 +432,15 @@ class DBNAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _BaseDBN
 
         Returns
         -------
-        X_reconstructed : ndarray of shape (n_samples, n_features_in_)
+        X_reconstructed : ndarray of shape (n_samples, `n_features_in_`)
             The reconstructions, in the units of X.
         """
         return self._in_input_units(self._forward(self._validated(X)[1]))
 
     def score(self, X, y=None):
-        """Negative squared reconstruction error: minus the mean over rows of
-        ``sum((X - reconstruct(X))**2)`` over the features, in the units of X.
+        """Negative squared reconstruction error per row, in the units of X.
+
+        Minus the mean over rows of ``sum((X - reconstruct(X))**2)`` over the features.
 
         Parameters
         ----------

@@ -341,12 +341,12 @@ class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         The fitted RBMs, bottom to top.
     first_layer_ : {"bernoulli", "gaussian"}
         The visible units of the bottom RBM (``first_layer`` with "auto" resolved).
-    input_mean_, input_scale_ : ndarray of shape (n_features_in_,) or None
+    input_mean_, input_scale_ : ndarray of shape (`n_features_in_`,) or None
         The standardisation applied to X before a Gaussian first layer; None with a
         Bernoulli one.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when X has string feature names.
 
     See Also
@@ -498,7 +498,7 @@ class DBN(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
         Returns
         -------
-        V : ndarray of shape (n_samples, n_features_in_)
+        V : ndarray of shape (n_samples, `n_features_in_`)
             Generated visible vectors, in the units of the training data (a Gaussian
             first layer's samples are mapped back through ``input_mean_`` and
             ``input_scale_``).
@@ -948,22 +948,22 @@ _NETWORK_ATTRIBUTES = """
         Number of output units.
     out_activation_ : str
         Output activation.
-    gradient_norms_ : ndarray of shape (n_iter_, n_layers_ - 1)
+    gradient_norms_ : ndarray of shape (`n_iter_`, `n_layers_` - 1)
         Mean over each epoch's mini-batches of ||dL/dW_l|| (Frobenius, before clipping):
         the vanishing-gradient monitor; see :mod:`fastrbm.diagnostics`.
-    initial_gradient_norms_ : ndarray of shape (n_layers_ - 1,)
+    initial_gradient_norms_ : ndarray of shape (`n_layers_` - 1,)
         The same at the initial (pretrained or random) weights, before the first step
         (mean over up to 20 mini-batches).
     rbms_ : list of BernoulliRBM or GaussianBernoulliRBM
         The pretrained RBMs (empty when ``pretrain=False``).
     first_layer_ : {"bernoulli", "gaussian"}
         ``first_layer`` with "auto" resolved.
-    input_mean_, input_scale_ : ndarray of shape (n_features_in_,) or None
+    input_mean_, input_scale_ : ndarray of shape (`n_features_in_`,) or None
         The standardisation applied to X with ``first_layer_ == "gaussian"``; None when X
         is used as given.
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when X has string feature names.
 """
 
@@ -1005,7 +1005,8 @@ class DBNClassifier(ClassifierMixin, ClassifierOutput, _BaseDBNNetwork):
         Class labels, sorted.""" + _NETWORK_ATTRIBUTES + """
     See Also
     --------
-    DBNRegressor, DBN
+    DBNRegressor : The same net for regression.
+    DBN : The unsupervised stack alone.
     sklearn.neural_network.MLPClassifier : The same fine-tuning without pretraining.
     """ + _REFERENCES + """
     Examples
@@ -1055,13 +1056,14 @@ class DBNRegressor(RegressorMixin, RegressorOutput, _BaseDBNNetwork):
     """ + _NETWORK_DOC + """
     Attributes
     ----------
-    target_mean_, target_scale_ : ndarray of shape (n_outputs_,)
+    target_mean_, target_scale_ : ndarray of shape (`n_outputs_`,)
         Mean and standard deviation (1 for a constant target) of each target in the
         first fit: the network predicts ``(y - target_mean_) / target_scale_``.""" + \
         _NETWORK_ATTRIBUTES + """
     See Also
     --------
-    DBNClassifier, DBN
+    DBNClassifier : The same net for classification.
+    DBN : The unsupervised stack alone.
     sklearn.neural_network.MLPRegressor : The same fine-tuning without pretraining.
     """ + _REFERENCES + """
     Examples

@@ -42,6 +42,20 @@ def gradient_norm_summary(model):
         ``"ratio"``: dict with the same three keys, each the bottom layer's norm divided
         by the output layer's (None where the norms are missing). A ratio far below 1
         means the lower layers barely learn: vanishing gradients.
+
+    Examples
+    --------
+    >>> from fastrbm import DBNClassifier
+    >>> from fastrbm.datasets import load_digits
+    >>> from fastrbm.diagnostics import gradient_norm_summary
+    >>> X, y = load_digits()
+    >>> net = DBNClassifier((64, 64, 64), pretrain=False, max_iter=2,
+    ...                     random_state=0).fit(X, y)
+    >>> summary = gradient_norm_summary(net)
+    >>> summary["layers"]
+    ['1: 64x64', '2: 64x64', '3: 64x64', '4: 64x10']
+    >>> bool(summary["ratio"]["initial"] < 0.1)
+    True
     """
     initial = np.asarray(model.initial_gradient_norms_, dtype=np.float64)
     per_epoch = np.asarray(model.gradient_norms_, dtype=np.float64).reshape(-1, initial.size)
@@ -66,13 +80,27 @@ def format_gradient_norms(model):
 
     Parameters
     ----------
-    model : fitted DBNClassifier or DBNRegressor
+    model : fitted DBNClassifier, DBNRegressor, DBNAutoencoder, RNNClassifier or RNNRegressor
+        A fitted network (see :func:`gradient_norm_summary`).
 
     Returns
     -------
     table : str
         One row per weight layer (columns: initial, first epoch, last epoch), then the
         first-to-last ratios.
+
+    Examples
+    --------
+    >>> from fastrbm import DBNClassifier
+    >>> from fastrbm.datasets import load_digits
+    >>> from fastrbm.diagnostics import format_gradient_norms
+    >>> X, y = load_digits()
+    >>> net = DBNClassifier((32,), max_iter=2, random_state=0).fit(X, y)
+    >>> print(format_gradient_norms(net))  # doctest: +ELLIPSIS
+    layer                initial     epoch 1     epoch 2
+    1: 64x32           ...
+    2: 32x10           ...
+    first/last ratio   ...
     """
     summary = gradient_norm_summary(model)
     n_epochs = len(model.gradient_norms_)
@@ -91,8 +119,9 @@ def format_gradient_norms(model):
 
 
 def gradient_through_time_summary(model):
-    """The gradient reaching each time step of a fitted recurrent net, and its
-    first-to-last-step ratio.
+    """The gradient reaching each time step of a recurrent net, first to last.
+
+    The norm of dL/dh_t at every step, and the ratio of the first step's to the last's.
 
     Backpropagation through time multiplies the error signal by the recurrent Jacobian
     once per step, so in a plain recurrent net the gradient with respect to early hidden

@@ -77,9 +77,28 @@ def _exact_log_partition(W, b, c):
 
 
 def ais_betas(n_betas):
-    """The inverse temperatures of Salakhutdinov & Murray (2008), stretched to ``n_betas``
-    values: 10% of the steps on [0, 0.5], 40% on [0.5, 0.9], 50% on [0.9, 1], where the
-    intermediate distributions change fastest."""
+    """Inverse temperatures for AIS: Salakhutdinov & Murray's (2008) schedule.
+
+    10% of the steps on [0, 0.5], 40% on [0.5, 0.9], 50% on [0.9, 1], where the
+    intermediate distributions change fastest.
+
+    Parameters
+    ----------
+    n_betas : int
+        Number of inverse temperatures.
+
+    Returns
+    -------
+    betas : ndarray of shape (n_betas,)
+        Increasing from 0 to 1 (two values, 0 and 1, when ``n_betas`` is below 2).
+
+    Examples
+    --------
+    >>> from fastrbm.likelihood import ais_betas
+    >>> betas = ais_betas(1000)
+    >>> float(betas[0]), float(betas[-1]), int((betas >= 0.9).sum())
+    (0.0, 1.0, 500)
+    """
     if n_betas < 4:
         return np.linspace(0.0, 1.0, max(n_betas, 2))
     n1 = max(1, n_betas // 10)
@@ -109,7 +128,9 @@ def _base_visible(X, n_features, dtype, gaussian):
 
 def log_partition(model, method="exact", *, n_chains=100, n_betas=10000, betas=None, X=None,
                   random_state=None, return_std=False, n_jobs=None):
-    """log Z of a fitted RBM (Bernoulli hidden units, Bernoulli or Gaussian visible units).
+    """Log partition function of a fitted RBM, exactly or by AIS.
+
+    For Bernoulli hidden units and Bernoulli or Gaussian visible units.
 
     Parameters
     ----------
@@ -145,8 +166,9 @@ def log_partition(model, method="exact", *, n_chains=100, n_betas=10000, betas=N
     Returns
     -------
     log_z : float
+        The estimate of log Z, in nats.
     std : float
-        Only when ``return_std`` is True.
+        Its standard error; only when ``return_std`` is True.
 
     Notes
     -----
@@ -178,6 +200,21 @@ def log_partition(model, method="exact", *, n_chains=100, n_betas=10000, betas=N
     networks. ICML.
     K. Cho, T. Raiko and A. Ilin (2011). Improved learning of Gaussian-Bernoulli
     restricted Boltzmann machines. ICANN.
+
+    Examples
+    --------
+    AIS against the exact value on a model small enough to enumerate:
+
+    >>> from fastrbm import BernoulliRBM
+    >>> from fastrbm.datasets import load_digits
+    >>> from fastrbm.likelihood import log_partition
+    >>> X = load_digits(binarize=True)[0]
+    >>> rbm = BernoulliRBM(n_components=12, n_iter=5, random_state=0).fit(X)
+    >>> exact = log_partition(rbm)
+    >>> ais, std = log_partition(rbm, "ais", n_betas=1000, X=X, random_state=0,
+    ...                          return_std=True)
+    >>> bool(abs(ais - exact) < 3 * std + 0.05)
+    True
     """
     W, b, c = _parameters(model)
     gaussian = hasattr(model, "sigma_")  # Gaussian visible units

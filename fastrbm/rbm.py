@@ -836,7 +836,7 @@ class BernoulliRBM(_BaseRBM):
         temperatures beta_m and beta_m+1 in the last epoch (empty without).
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when X has string feature names.
     n_iter_ : int
         Number of epochs run (cumulative over ``partial_fit`` calls).
@@ -1071,7 +1071,7 @@ class GaussianBernoulliRBM(_BaseRBM):
         visible units: values above 1 raise ``ValueError``. (Scaling their whole energy by
         beta, as the Bernoulli case does, would keep the visible means and widen the noise
         to sigma / sqrt(beta), and the swaps would use the hidden marginal with the
-        visible units integrated out; that is not written yet.)
+        visible units integrated out; that is not written yet).
     min_beta : float, default=0.1
         As :class:`BernoulliRBM` (unused here).
     swap_every : int, default=1
@@ -1101,7 +1101,7 @@ class GaussianBernoulliRBM(_BaseRBM):
         temperatures beta_m and beta_m+1 in the last epoch (empty without).
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit, when X has string feature names.
     n_iter_ : int
         Number of epochs run (cumulative over ``partial_fit`` calls).

@@ -373,6 +373,7 @@ _RNN_DOC = """
         Factor on every initial weight (e.g. larger recurrent weights to study exploding
         gradients).
     solver : {"adam", "sgd"}, default="adam"
+        The optimiser: Adam, or SGD with momentum.
     alpha : float, default=1e-4
         L2 penalty on the weights (scikit-learn's MLP convention).
     batch_size : int or "auto", default="auto"
@@ -382,20 +383,30 @@ _RNN_DOC = """
     learning_rate_init : float or "auto", default="auto"
         0.001 for Adam, 0.01 for SGD.
     power_t : float, default=0.5
+        Exponent of SGD's "invscaling" schedule.
     max_iter : int, default=200
         Epochs.
     shuffle : bool, default=True
+        Shuffle the sequences before each epoch.
     random_state : int, RandomState instance or None, default=None
+        Seeds the initial weights, the shuffling and the validation split; an int gives
+        bit-identical models.
     tol : float, default=1e-4
+        Improvement of the loss (or validation score) below which an epoch counts toward
+        ``n_iter_no_change``.
     verbose : bool or int, default=False
         Print scikit-learn MLP's per-iteration lines.
     warm_start : bool, default=False
+        Let ``fit`` continue from the current weights (with a fresh optimiser state).
     momentum : float, default=0.9
+        SGD's momentum.
     nesterovs_momentum : bool, default=True
+        Nesterov's momentum for SGD.
     early_stopping : bool or "auto", default="auto"
         Hold out ``validation_fraction`` of the data and stop when its score stops
         improving; "auto": on above 10000 sequences.
     validation_fraction : float, default=0.1
+        Fraction of the sequences held out for early stopping.
     beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
         Adam's.
     n_iter_no_change : int or "auto", default="auto"
@@ -423,7 +434,7 @@ _RNN_DOC = """
         the gates' blocks in the order i, f, g, o), ``W_out``, ``b_out``.
     n_outputs_ : int
     out_activation_ : str
-    gradient_norms_through_time_ : ndarray of shape (n_iter_, n_steps)
+    gradient_norms_through_time_ : ndarray of shape (`n_iter_`, n_steps)
         Per epoch, the norm of dL/dh_t (the gradient of the loss with respect to the top
         recurrent layer's hidden state at step t, over the whole mini-batch), averaged over
         the epoch's mini-batches, before clipping: how much of the error signal reaches
@@ -431,7 +442,7 @@ _RNN_DOC = """
         :func:`fastrbm.plotting.plot_gradient_norms_through_time`.
     initial_gradient_norms_through_time_ : ndarray of shape (n_steps,)
         The same at the initial weights (mean over up to 20 mini-batches).
-    gradient_norms_ : ndarray of shape (n_iter_, 2 * n_recurrent_layers + 1)
+    gradient_norms_ : ndarray of shape (`n_iter_`, 2 * n_recurrent_layers + 1)
         Per epoch, the mean norm of the gradient of each parameter group: ``W_1, U_1, ...,
         W_L, U_L, W_out``.
     initial_gradient_norms_ : ndarray of shape (2 * n_recurrent_layers + 1,)
@@ -440,15 +451,15 @@ _RNN_DOC = """
         steps of the first fit; a constant feature gets scale 1).
     n_features_in_ : int
         X's second dimension, as scikit-learn counts it: the number of steps.
+"""
 
+_RNN_REFERENCES = """
     Notes
     -----
     X of shape (n_samples, n_steps, n_features); predict needs the same n_steps and
     n_features (pad shorter sequences at the end and pass ``lengths``). The engine runs
     serially (one thread); results are bit-identical for a given ``random_state``.
-"""
 
-_RNN_REFERENCES = """
     References
     ----------
     S. Hochreiter, J. Schmidhuber (1997). Long short-term memory. Neural Computation 9(8).
@@ -470,7 +481,8 @@ class RNNClassifier(ClassifierMixin, ClassifierOutput, _BaseRNN):
     """ + _RNN_DOC + """
     See Also
     --------
-    RNNRegressor, fastrbm.DBNClassifier
+    RNNRegressor : The same net with a linear output, for regression.
+    fastrbm.DBNClassifier : A feed-forward net, optionally pretrained.
     """ + _RNN_REFERENCES + """
     Examples
     --------
@@ -550,7 +562,8 @@ class RNNRegressor(RegressorMixin, RegressorOutput, _BaseRNN):
     """ + _RNN_DOC + """
     See Also
     --------
-    RNNClassifier, fastrbm.DBNRegressor
+    RNNClassifier : The same net with a softmax output, for classification.
+    fastrbm.DBNRegressor : A feed-forward net, optionally pretrained.
     """ + _RNN_REFERENCES + """
     Examples
     --------
