@@ -3,6 +3,8 @@
 
 Hinton & Salakhutdinov (2006), Science 313, on Fashion-MNIST.
 
+The full-size run's results: :doc:`/autoencoder`.
+
 A 784-1000-500-250-30 autoencoder, pretrained as an RBM stack (the top RBM with linear
 hidden units), unrolled and fine-tuned on the cross-entropy of the reconstruction, against
 PCA with 30 components and against the same net fine-tuned from random weights with the

@@ -4,6 +4,8 @@
 Centred against uncentred PCD-1: exact test log-likelihoods of 16-hidden-unit RBMs on
 binarised Fashion-MNIST.
 
+The full-size run's results: :doc:`/likelihood`.
+
 Settings fixed in advance (no choice made on any data): 16 hidden units, PCD-1, batch 100,
 10 epochs, learning rates 0.01 and 0.05, seeds 0-2; the exact log Z enumerates the 2**16
 hidden states. Prints a Markdown table (mean and standard deviation over the seeds).

@@ -5,6 +5,8 @@ A pretrained DBNClassifier 784-500-500-2000-10 on Fashion-MNIST, its fine-tuning
 chosen on a validation split, three seeds, beside scikit-learn's MLPClassifier and an RBF
 SVC measured in the same run.
 
+The full-size run's results: :doc:`/headline`.
+
     python examples/fashion_mnist_headline.py                  # everything, docs/headline.md
     python examples/fashion_mnist_headline.py search           # the schedules on validation
     python examples/fashion_mnist_headline.py final --seeds 0 1 2

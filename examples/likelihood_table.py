@@ -3,6 +3,8 @@
 
 AIS test log-likelihoods of RBMs trained with each negative phase, at equal updates.
 
+The full-size run's results: :doc:`/likelihood`.
+
 Binarised Fashion-MNIST (60000 train / 10000 test), 500 hidden units, batches of 100,
 10 epochs (6000 weight updates) for every model, momentum 0.5, at learning rates 0.01 and
 0.05. Negative phases: CD-1, CD-10, PCD-1, centred PCD-1 (Melchior, Fischer & Wiskott

@@ -3,6 +3,8 @@
 
 Plain recurrent nets against the LSTM, measured.
 
+The full-size run's results: :doc:`/recurrent`.
+
 Backpropagation through time multiplies the error signal by the recurrent Jacobian once per
 step, so in a plain recurrent net the gradient reaching early steps shrinks (or, with large
 recurrent weights, grows) geometrically with the distance to the output (Bengio, Simard &

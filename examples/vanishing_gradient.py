@@ -3,6 +3,8 @@
 
 The same deep net on Fashion-MNIST, seven ways.
 
+The full-size run's results: :doc:`/vanishing_gradient`.
+
 Backprop through many logistic layers multiplies many derivatives below 1/4, so the layers
 nearest the input get the smallest gradients (Glorot & Bengio 2010); greedy RBM pretraining
 (Hinton, Osindero & Teh 2006) was the first cure, ReLU (and ELU) units and batch

@@ -25,8 +25,15 @@ def public_objects():
 
 
 def public_methods(cls):
-    """Names of the public methods and properties a class defines itself (inherited ones,
-    such as scikit-learn's ``get_params``, are documented by their owners)."""
-    return [name for name, value in vars(cls).items()
-            if not name.startswith("_") and (inspect.isfunction(value)
-                                             or isinstance(value, property))]
+    """Names of the public methods and properties of a class that fastrbm defines (in the
+    class or its fastrbm base classes); those it inherits from scikit-learn, such as
+    ``get_params``, are documented by scikit-learn."""
+    names = {}
+    for klass in reversed(cls.__mro__):
+        if not klass.__module__.startswith("fastrbm"):
+            continue
+        for name, value in vars(klass).items():
+            if not name.startswith("_") and (inspect.isfunction(value) or isinstance(
+                    value, (property, classmethod, staticmethod))):
+                names[name] = None
+    return sorted(names)

@@ -481,13 +481,16 @@ class DenseTrainer(NetworkTrainer):
 
     @property
     def coefs_(self):
-        """list of ndarray: ``coefs_[l]`` of shape (n_in, n_out) is the weight matrix of
-        layer l (a view into the flat parameter vector)."""
+        """Weight matrices, one per layer (list of ndarray).
+
+        ``coefs_[l]`` of shape (n_in, n_out) is the weight matrix of layer l, a view into
+        the flat parameter vector.
+        """
         return _bp.param_views(self._theta, self._layout)[0]
 
     @property
     def intercepts_(self):
-        """list of ndarray: ``intercepts_[l]`` is the bias vector of layer l (a view)."""
+        """Bias vectors, one per layer (list of ndarray; views, as ``coefs_``)."""
         return _bp.param_views(self._theta, self._layout)[1]
 
 

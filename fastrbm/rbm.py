@@ -491,9 +491,11 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         return counter
 
     def transform(self, X):
-        """Compute the hidden layer activations: P(h=1|v=X), or for noisy rectified hidden
-        units their noise-free value max(0, c + W v) (Nair & Hinton 2010), for Gaussian
-        (linear) hidden units their mean c + W v.
+        """Compute the hidden layer activations.
+
+        P(h=1|v=X) for Bernoulli hidden units; for noisy rectified hidden units their
+        noise-free value max(0, c + W v) (Nair & Hinton 2010); for Gaussian (linear) hidden
+        units their mean c + W v.
 
         Parameters
         ----------
@@ -509,8 +511,10 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
         return self._hidden_probs(self._validate_X(X, reset=False))
 
     def reconstruct(self, X):
-        """Mean-field reconstruction: the mean of the visible units given the hidden
-        activations of X (see :meth:`transform`).
+        """Mean-field reconstruction of X.
+
+        The mean of the visible units given the hidden activations of X (see
+        :meth:`transform`).
 
         Parameters
         ----------
@@ -581,10 +585,11 @@ class _BaseRBM(CheckpointMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixi
     def free_energy(self, X):
         """Free energy F(v), so that P(v) ∝ exp(-F(v)).
 
-        F(v) = -b.v - sum_j softplus(c_j + W_j.v) for Bernoulli visible units;
-        sum_i (v_i - b_i)^2 / (2 sigma_i^2) - sum_j softplus(c_j + W_j.(v / sigma^2)) for
-        Gaussian ones. Gaussian (linear) hidden units, with E(v, h) = -b.v - c.h - h.W v +
-        |h|^2 / 2, replace the softplus sum by sum_j ((c_j + W_j.v)^2 + log 2 pi) / 2.
+        ``F(v) = -b.v - sum_j softplus(c_j + W_j.v)`` for Bernoulli visible units;
+        ``sum_i (v_i - b_i)^2 / (2 sigma_i^2) - sum_j softplus(c_j + W_j.(v / sigma^2))``
+        for Gaussian ones. Gaussian (linear) hidden units, with
+        ``E(v, h) = -b.v - c.h - h.W v + |h|^2 / 2``, replace the softplus sum by
+        ``sum_j ((c_j + W_j.v)^2 + log 2 pi) / 2``.
         Noisy rectified units are a sampling approximation (Nair & Hinton 2010) with no
         energy function, so this raises ``NotImplementedError`` for
         ``hidden_units="nrelu"``.

@@ -345,8 +345,11 @@ class _BaseRNN(NetworkTrainer, CheckpointMixin, BaseEstimator):
 
     @property
     def coefs_(self):
-        """:class:`~fastrbm._kernels.recurrent.RecurrentParams`: named views of the weights
-        (``W``, ``U``, ``b`` per recurrent layer, ``W_out``, ``b_out``)."""
+        """Named views of the weights (a ``RecurrentParams`` named tuple).
+
+        ``W``, ``U``, ``b``: lists with one entry per recurrent layer; ``W_out``, ``b_out``:
+        the output layer.
+        """
         return _rnn.param_views(self._theta, self._layout)
 
     def __sklearn_tags__(self):
