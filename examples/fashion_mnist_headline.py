@@ -53,6 +53,8 @@ QUICK_SCHEDULES = {
     "3 epochs (2 + 1), dropout 0.2": dict(epochs=3, decay=1, dropout=0.2),
     "3 epochs (2 + 1), dropout 0.0": dict(epochs=3, decay=1, dropout=0.0),
 }
+# headline.md keeps what follows this line (written by hand) when it is rewritten.
+KEEP_MARKER = "<!-- written by hand below; examples/fashion_mnist_headline.py keeps it -->"
 VALIDATION = 5000
 SVC_TRAIN = 60000
 MLP_DEFAULTS = "scikit-learn MLPClassifier, defaults (100 ReLU, Adam, batch 200, up to 200 epochs)"
@@ -224,7 +226,10 @@ def report(runs, out, command):
         "improvement of the training loss by 1e-4 for 10 epochs, at most 200).",
     ]
     out.mkdir(parents=True, exist_ok=True)
-    (out / "headline.md").write_text("\n".join(lines) + "\n")
+    path = out / "headline.md"
+    previous = path.read_text() if path.exists() else ""
+    kept = previous[previous.index(KEEP_MARKER):] if KEEP_MARKER in previous else ""
+    path.write_text("\n".join(lines) + "\n" + ("\n" + kept if kept else ""))
     print("\n".join(lines))
 
 
