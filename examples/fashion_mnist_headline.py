@@ -171,10 +171,11 @@ def report(runs, out, command):
     lines = [
         "# Headline: a pretrained DBN on Fashion-MNIST",
         "",
-        f"Measured by `{command}`; every fit uses one thread (`n_jobs=1`, BLAS limited "
-        "to one thread), in two processes side by side on a 2-core x86-64 machine. Test "
-        "accuracy is on the 10000 test images, mean ± standard deviation over the seeds "
-        "listed; fit time is wall-clock seconds (the DBN's includes its pretraining).",
+        f"Measured by `{command}` (its stages in separate processes); every fit uses "
+        "one thread (`n_jobs=1`, BLAS limited to one thread) on a 2-core x86-64 machine. "
+        "Test accuracy is on the 10000 test images, mean ± standard deviation over the "
+        "seeds listed; fit time is wall-clock seconds (the DBN's includes its "
+        "pretraining).",
         "",
         "## The schedule, chosen on validation",
         "",
