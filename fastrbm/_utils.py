@@ -1,5 +1,6 @@
 """Small helpers shared by the estimators: thread counts, seeds, softplus."""
 import os
+import threading
 from contextlib import contextmanager
 
 import numpy as np
@@ -42,21 +43,54 @@ def engine_blocks(work_per_batch):
     return engine_threads(None, work_per_batch)
 
 
-_BLAS_CONTROLLER = []
+class _BlasThreads:
+    """BLAS's thread count, shared by every Python thread of the process.
+
+    threadpoolctl's limits are process-wide: a fit that restored the original count when
+    it finished would switch the BLAS of a fit still running in another Python thread to
+    more threads mid-way, and change its bits. So open blocks are counted: BLAS runs at the
+    smallest count any open block asked for, and the original settings come back when the
+    last block closes. The controller is created once (a fresh threadpool_limits scans
+    every loaded library, about 2 ms, which showed on small fits), after scipy's BLAS is
+    loaded; NumPy's bundled OpenBLAS (which the backprop engine also calls) is loaded with
+    NumPy.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._open = []         # the counts asked for by the blocks now open
+        self._controller = None
+        self._original = None   # the limiter whose restore brings back the original counts
+
+    def _apply(self):
+        limiter = self._controller.limit(limits=min(self._open), user_api="blas")
+        if self._original is None:
+            self._original = limiter
+
+    @contextmanager
+    def __call__(self, n_threads):
+        with self._lock:
+            if self._controller is None:
+                from threadpoolctl import ThreadpoolController
+
+                import scipy.linalg.cython_blas  # noqa: F401  (the engines' BLAS, loaded first)
+
+                self._controller = ThreadpoolController()
+            self._open.append(int(n_threads))
+            self._apply()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._open.remove(int(n_threads))
+                if self._open:
+                    self._apply()
+                else:
+                    self._original.restore_original_limits()
+                    self._original = None
 
 
-def blas_threads(n_threads):
-    """``threadpoolctl.threadpool_limits(n_threads, user_api="blas")`` through one cached
-    controller: a fresh threadpool_limits scans every loaded library (about 2 ms, which
-    showed on small fits). Created at first use, after scipy's BLAS is loaded; NumPy's
-    bundled OpenBLAS (which the backprop engine also calls) is loaded with NumPy."""
-    if not _BLAS_CONTROLLER:
-        from threadpoolctl import ThreadpoolController
-
-        import scipy.linalg.cython_blas  # noqa: F401  (the engines' BLAS, loaded first)
-
-        _BLAS_CONTROLLER.append(ThreadpoolController())
-    return _BLAS_CONTROLLER[0].limit(limits=int(n_threads), user_api="blas")
+blas_threads = _BlasThreads()  # ``with blas_threads(n):`` BLAS on at most n threads
 
 
 def _numba_threads_are_threadsafe():

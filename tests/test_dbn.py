@@ -790,6 +790,31 @@ def test_threads_fitting_and_predicting_concurrently_match_serial(digits_split):
                                                     for c in chunks]))
 
 
+def test_blas_limit_holds_until_the_last_open_block_closes():
+    """BLAS limits are process-wide. Two fits in two Python threads each hold BLAS at one
+    thread; the one that finishes first must not restore the original count under the
+    other (its products would switch thread count mid-fit and change its bits): blocks
+    close in any order, and the original comes back with the last one."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from fastrbm._utils import blas_threads
+
+    def counts():
+        return {m["num_threads"] for m in threadpool_info() if m["user_api"] == "blas"}
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        original = counts()
+        first, second = blas_threads(1), blas_threads(1)
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)  # the first fit ends while the second still runs
+        assert counts() == {1}
+        with blas_threads(2):  # a predict opening meanwhile does not lift the training limit
+            assert counts() == {1}
+        second.__exit__(None, None, None)
+        assert counts() == original
+
+
 def test_partial_fit_after_fit_with_early_stopping(digits_split):
     X_train, X_test, y_train, y_test = digits_split
     clf = quiet(DBNClassifier((16,), early_stopping=True, pretrain_n_iter=2, max_iter=5,
