@@ -5,8 +5,10 @@
 
 The API reference is generated from the ``__all__`` of the public modules (api.rst is
 written here, before autosummary reads the sources); the gallery runs every script in
-``examples/`` with its small setting (``--quick``) into the build folder, so the committed
-full-size results in ``docs/`` are never overwritten.
+``examples/`` with its small setting (``--quick``), writing into a temporary folder, so the
+committed full-size results in ``docs/`` are never overwritten. Intersphinx links to
+Python, NumPy and scikit-learn only with ``FASTRBM_DOCS_INTERSPHINX=1`` (the build needs no
+network otherwise).
 """
 import inspect
 import os
@@ -40,7 +42,6 @@ templates_path = ["_templates"]
 html_theme = "pydata_sphinx_theme"
 html_title = f"fastrbm {version}"
 html_theme_options = {
-    "github_url": None,
     "navigation_with_keys": False,
     "show_toc_level": 2,
 }
@@ -52,7 +53,6 @@ suppress_warnings = ["config.cache"]
 # Markdown pages: GitHub-style heading anchors, so links like benchmarks.md#recurrent-nets
 # resolve both on GitHub and here.
 myst_heading_anchors = 3
-myst_enable_extensions = ["dollarmath"]
 
 autosummary_generate = True
 # autodoc documents each method in full (entry.rst: members, inherited ones included, the
