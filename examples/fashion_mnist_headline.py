@@ -137,7 +137,7 @@ def final(data, runs, schedules, seeds, n_jobs):
                   fit_seconds=seconds, training_images=len(X), **schedule)
 
 
-def peers(data, runs, schedules, seeds, svc_train, mlp_epochs):
+def peers(data, runs, seeds, svc_train, mlp_epochs):
     from sklearn.neural_network import MLPClassifier
     from sklearn.svm import SVC
 
@@ -269,7 +269,7 @@ def main(argv=None):
             final(data, runs, schedules, args.seeds, args.n_jobs)
         if args.stage in ("all", "peers"):
             mlp_epochs = chosen_schedule(runs, schedules)[1]["epochs"]
-            peers(data, runs, schedules, args.seeds,
+            peers(data, runs, args.seeds,
                   min(args.svc_train, len(data["train"][0])), mlp_epochs)
     command = "python examples/fashion_mnist_headline.py" + (" --quick" if args.quick else "")
     report(runs, out, command)
