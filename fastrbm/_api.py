@@ -10,12 +10,17 @@ PUBLIC_MODULES = ("fastrbm", "fastrbm.datasets", "fastrbm.likelihood", "fastrbm.
                   "fastrbm.plotting")
 
 
+def public_modules():
+    """Yield ``(module_name, module)`` for each public module."""
+    for module_name in PUBLIC_MODULES:
+        yield module_name, importlib.import_module(module_name)
+
+
 def public_objects():
     """Yield ``(module_name, name, obj)`` for each public class and function, each once: a
     name re-exported at the top level belongs to ``fastrbm``."""
     seen = set()
-    for module_name in PUBLIC_MODULES:
-        module = importlib.import_module(module_name)
+    for module_name, module in public_modules():
         for name in module.__all__:
             obj = getattr(module, name)
             if name.startswith("_") or not callable(obj) or id(obj) in seen:

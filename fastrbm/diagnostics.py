@@ -5,18 +5,8 @@ gradient with respect to each layer's weights (``initial_gradient_norms_`` befor
 step, ``gradient_norms_`` averaged over each epoch's mini-batches). A deep logistic net from
 random initialisation shows bottom-layer gradients orders of magnitude below the top layer's
 (Glorot & Bengio 2010); a pretrained, ReLU or batch-normalised one does not. The summary
-here puts a number on it: the first-to-last ratio ``norm[bottom layer] / norm[output layer]``.
-
-Examples
---------
->>> from fastrbm import DBNClassifier
->>> from fastrbm.datasets import load_digits
->>> from fastrbm.diagnostics import gradient_norm_summary
->>> X, y = load_digits()
->>> clf = DBNClassifier((32, 32), max_iter=3, pretrain_n_iter=2, random_state=0).fit(X, y)
->>> summary = gradient_norm_summary(clf)
->>> summary["initial"].shape, sorted(summary["ratio"])
-((3,), ['first_epoch', 'initial', 'last_epoch'])
+here puts a number on it: the first-to-last ratio ``norm[bottom layer] / norm[output layer]``
+(the example of ``gradient_norm_summary`` shows it).
 """
 import numpy as np
 

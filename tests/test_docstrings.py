@@ -5,7 +5,7 @@ import inspect
 
 import pytest
 
-from fastrbm._api import public_methods, public_objects
+from fastrbm._api import public_methods, public_modules, public_objects
 
 # Checks not required of every docstring.
 IGNORED = {
@@ -45,7 +45,11 @@ def _examples(obj):
     return doctest.DocTestParser().get_doctest(docstring, {}, "example", None, 0)
 
 
-WITH_EXAMPLES = [d for d in DOCUMENTED if _examples(d[1]).examples]
+# Module docstrings are not validated (numpydoc has no rules for them) but their
+# examples, if any, run too.
+WITH_EXAMPLES = [d for d in DOCUMENTED + [(name, module, False)
+                                         for name, module in public_modules()]
+                 if _examples(d[1]).examples]
 
 
 def test_public_classes_and_functions_have_examples():
