@@ -40,7 +40,6 @@ from sklearn.exceptions import ConvergenceWarning
 from fastrbm import DBNAutoencoder
 from fastrbm.datasets import load_fashion_mnist
 
-ROOT = Path()  # the default out/ and docs/ are relative to where it runs: the repository root
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
            "Sneaker", "Bag", "Ankle boot"]
 
@@ -120,7 +119,7 @@ def main(argv=None):
         args.decay_epochs = [1] if quick else [40, 10]
     if args.decay_epochs_2d is None:
         args.decay_epochs_2d = [1] if quick else [6, 3]
-    out = args.out or (ROOT / ("out" if quick else "docs"))
+    out = args.out or Path("out" if quick else "docs")
     out.mkdir(parents=True, exist_ok=True)
     command = "python examples/autoencoder_study.py" + "".join(
         f" {a}" for a in (argv if argv is not None else sys.argv[1:]))

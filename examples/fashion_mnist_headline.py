@@ -34,7 +34,6 @@ from pathlib import Path
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-ROOT = Path()  # the default out/ and docs/ are relative to where it runs: the repository root
 
 DBN_SETTINGS = dict(
     hidden_layer_sizes=(500, 500, 2000), activation="logistic",
@@ -57,8 +56,9 @@ QUICK_SCHEDULES = {
 KEEP_MARKER = "<!-- written by hand below; examples/fashion_mnist_headline.py keeps it -->"
 VALIDATION = 5000
 SVC_TRAIN = 60000
+LAYERS = "-".join(map(str, DBN_SETTINGS["hidden_layer_sizes"]))
 MLP_DEFAULTS = "scikit-learn MLPClassifier, defaults (100 ReLU, Adam, batch 200, up to 200 epochs)"
-MLP_SAME = "scikit-learn MLPClassifier, 500-500-2000 ReLU, Adam, batch 200"
+MLP_SAME = f"scikit-learn MLPClassifier, {LAYERS} ReLU, Adam, batch 200"
 
 
 def log(text):
@@ -120,12 +120,17 @@ def search(data, runs, schedules, seed, n_jobs):
                   validation_images=len(X_val), **schedule)
 
 
+def best_searched(searched):
+    """The name of the schedule with the highest validation accuracy."""
+    return max(searched, key=lambda r: r["validation_accuracy"])["name"]
+
+
 def chosen_schedule(runs, schedules):
-    results = runs.load("search")
-    if not results:
+    searched = runs.load("search")
+    if not searched:
         raise SystemExit("no search results: run the 'search' stage first")
-    best = max(results, key=lambda r: r["validation_accuracy"])
-    return best["name"], schedules[best["name"]]
+    name = best_searched(searched)
+    return name, schedules[name]
 
 
 def final(data, runs, schedules, seeds, n_jobs):
@@ -147,7 +152,7 @@ def peers(data, runs, seeds, svc_train, mlp_epochs):
         runs.save("peer", MLP_DEFAULTS, seed, test_accuracy=float(mlp.score(X_test, y_test)),
                   fit_seconds=seconds, epochs=mlp.n_iter_, training_images=len(X))
         mlp, seconds = timed(lambda: MLPClassifier(
-            hidden_layer_sizes=(500, 500, 2000), max_iter=mlp_epochs,
+            hidden_layer_sizes=DBN_SETTINGS["hidden_layer_sizes"], max_iter=mlp_epochs,
             random_state=seed).fit(X, y))
         runs.save("peer", MLP_SAME, seed, test_accuracy=float(mlp.score(X_test, y_test)),
                   fit_seconds=seconds, epochs=mlp.n_iter_, training_images=len(X))
@@ -190,7 +195,7 @@ def report(runs, out, command):
     for r in searched:
         lines.append(f"| {r['name']} | {r['seed']} | {r['training_images']} | "
                      f"{r['fit_seconds']:.0f} | {r['validation_accuracy']:.4f} |")
-    best = max(searched, key=lambda r: r["validation_accuracy"])["name"] if searched else "-"
+    best = best_searched(searched) if searched else "-"
     lines += [
         "",
         f"Chosen: **{best}**.",
@@ -203,7 +208,7 @@ def report(runs, out, command):
     ]
     groups = {}
     for r in runs.load("final") + runs.load("peer"):
-        label = ("fastrbm DBNClassifier 500-500-2000, pretrained, " + r["name"]
+        label = (f"fastrbm DBNClassifier {LAYERS}, pretrained, " + r["name"]
                  if r["kind"] == "final" else r["name"])
         groups.setdefault(label, []).append(r)
     for label, rs in groups.items():
@@ -247,7 +252,7 @@ def main(argv=None):
                         help=f"SVC training images ({SVC_TRAIN})")
     parser.add_argument("--n-jobs", type=int, default=1, help="threads per DBN (1)")
     args = parser.parse_args(argv)
-    out = args.out or ROOT / ("out" if args.quick else "docs")
+    out = args.out or Path("out" if args.quick else "docs")
     runs = Runs(out)
     schedules = QUICK_SCHEDULES if args.quick else SCHEDULES
 

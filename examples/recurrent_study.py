@@ -54,7 +54,6 @@ from fastrbm import RNNClassifier, RNNRegressor
 from fastrbm.datasets import load_fashion_mnist, make_adding_problem
 from fastrbm.diagnostics import gradient_through_time_summary
 
-ROOT = Path()  # the default out/ and docs/ are relative to where it runs: the repository root
 
 CLIP = 1.0  # max_grad_norm of the clipped models (fixed beforehand, not tuned)
 WITHIN = 0.04  # a test sequence counts as solved when |prediction - target| < WITHIN
@@ -554,7 +553,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     run = settings(args.quick)
     if args.out is None:
-        args.out = ROOT / ("out" if args.quick else "docs")
+        args.out = Path("out" if args.quick else "docs")
     args.out.mkdir(parents=True, exist_ok=True)
     import matplotlib
 

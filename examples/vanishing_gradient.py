@@ -51,7 +51,6 @@ from fastrbm import DBNClassifier
 from fastrbm.datasets import load_fashion_mnist
 from fastrbm.diagnostics import gradient_norm_summary
 
-ROOT = Path()  # the default out/ and docs/ are relative to where it runs: the repository root
 
 DEPTHS = {
     "dbn": ("784-500-500-2000-10 (Hinton et al. 2006's DBN)", (500, 500, 2000)),
@@ -203,7 +202,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     run = dict(settings(args.quick), lr=args.lr)
     if args.out is None:
-        args.out = ROOT / ("out" if args.quick else "docs")
+        args.out = Path("out" if args.quick else "docs")
     args.out.mkdir(parents=True, exist_ok=True)
     data = load_data(run["n_train"], args.seed)
     start = time.perf_counter()
